@@ -1,0 +1,125 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::WorkloadName;
+
+/// Which kind of workload a record describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    /// A plugin process speaking go-plugin's gRPC protocol.
+    Spacecore,
+}
+
+impl WorkloadKind {
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Spacecore => "spacecore",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Observed lifecycle state of a workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadState {
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Failed,
+    Backoff,
+}
+
+impl WorkloadState {
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadState::Starting => "starting",
+            WorkloadState::Running => "running",
+            WorkloadState::Stopping => "stopping",
+            WorkloadState::Stopped => "stopped",
+            WorkloadState::Failed => "failed",
+            WorkloadState::Backoff => "backoff",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the user asked for: the supervisor drives the observed state towards it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredState {
+    Running,
+    Stopped,
+}
+
+/// How to run a spacecore plugin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpacecoreSpec {
+    /// Absolute path of the plugin executable.
+    pub plugin: String,
+    /// Extra arguments passed to the plugin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment for the plugin.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// How long the plugin may take to print its handshake line, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout_ms: Option<u64>,
+}
+
+/// The kind-specific part of a workload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum WorkloadSpec {
+    Spacecore(SpacecoreSpec),
+}
+
+impl WorkloadSpec {
+    /// The workload kind this spec describes.
+    pub fn kind(&self) -> WorkloadKind {
+        match self {
+            WorkloadSpec::Spacecore(_) => WorkloadKind::Spacecore,
+        }
+    }
+}
+
+/// A workload as the API shows it (`vimana status -o json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Workload {
+    pub name: WorkloadName,
+    pub kind: WorkloadKind,
+    pub state: WorkloadState,
+    pub desired: DesiredState,
+    /// Process id of the workload's main process (the plugin), when running.
+    pub pid: Option<u32>,
+    /// How many times the supervisor relaunched the workload.
+    pub restarts: u32,
+    /// The plugin's last Status answer, or the last error.
+    pub detail: String,
+    /// Monotonically increasing revision of this record.
+    pub revision: u64,
+    /// RFC 3339 time of creation.
+    pub created_at: String,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+    pub spec: WorkloadSpec,
+}

@@ -1,0 +1,1 @@
+//! REST API of the daemon: thin HTTP to Action translators, problem details, OpenAPI.

@@ -1,0 +1,1 @@
+//! Spacecore protocol (proto.ScPlugin), the Rust SDK, and the spacecore Driver.
