@@ -1,0 +1,428 @@
+//! [`Core`]: executes [`Action`]s against the store and the supervisors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use vimana_api::{
+    Action, ActionOutcome, ApiError, DesiredState, Event, EventKind, LogRecord, Workload,
+    WorkloadKind, WorkloadName, WorkloadSpec, WorkloadState,
+};
+use vimana_store::{NewEvent, Record, Store};
+
+use crate::supervisor::{Cmd, Launch, Supervisor};
+use crate::{Backoff, CoreApi, Driver, LogBook};
+
+const EVENTS_PAGE: usize = 10_000;
+
+/// Tunables of the supervisor.
+#[derive(Clone, Debug)]
+pub struct CoreOptions {
+    /// How often a running workload is asked for its status.
+    pub poll_interval: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// A run this long resets the backoff.
+    pub healthy_reset: Duration,
+    /// How long `Start` waits for the first launch beyond the driver's own timeouts.
+    pub start_wait: Duration,
+}
+
+impl Default for CoreOptions {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(2),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            healthy_reset: Duration::from_secs(60),
+            start_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The core: the one implementation of [`CoreApi`].
+#[derive(Clone)]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    store: Arc<Store>,
+    drivers: HashMap<WorkloadKind, Arc<dyn Driver>>,
+    pub(crate) logs: LogBook,
+    events: broadcast::Sender<Event>,
+    sups: Mutex<HashMap<WorkloadName, mpsc::Sender<Cmd>>>,
+    locks: Mutex<HashMap<WorkloadName, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) opts: CoreOptions,
+}
+
+impl Core {
+    pub fn new(
+        store: Store,
+        logs: LogBook,
+        drivers: Vec<Arc<dyn Driver>>,
+        opts: CoreOptions,
+    ) -> Self {
+        let drivers = drivers.into_iter().map(|d| (d.kind(), d)).collect();
+        Self {
+            inner: Arc::new(Inner {
+                store: Arc::new(store),
+                drivers,
+                logs,
+                events: broadcast::channel(1024).0,
+                sups: Mutex::default(),
+                locks: Mutex::default(),
+                opts,
+            }),
+        }
+    }
+
+    /// Re-adopts every workload recorded in the store (daemon start).
+    pub async fn adopt_all(&self) -> Result<usize, ApiError> {
+        let records = self.inner.blocking(|s| s.list()).await?;
+        let mut n = 0;
+        for r in records {
+            let name = r.workload.name.clone();
+            let _guard = self.inner.lock(&name).await;
+            match (r.workload.desired, r.handle) {
+                (DesiredState::Running, adopt) => {
+                    let first_start = false;
+                    self.inner.spawn(&name, &r.workload.spec, Launch {
+                        adopt,
+                        first_start,
+                        stop_after_adopt: false,
+                        first: None,
+                    });
+                    n += 1;
+                }
+                (DesiredState::Stopped, Some(adopt)) => {
+                    self.inner.spawn(&name, &r.workload.spec, Launch {
+                        adopt: Some(adopt),
+                        first_start: false,
+                        stop_after_adopt: true,
+                        first: None,
+                    });
+                }
+                (DesiredState::Stopped, None) => {
+                    if !matches!(r.workload.state, WorkloadState::Stopped | WorkloadState::Failed) {
+                        self.inner
+                            .update_record(&name, Some(EventKind::StateChanged), "stopped".into(), |r| {
+                                r.workload.state = WorkloadState::Stopped;
+                                r.workload.pid = None;
+                            })
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Detaches from every workload, leaving them running (daemon exit).
+    pub fn detach_all(&self) {
+        self.inner
+            .sups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    async fn start(
+        &self,
+        name: WorkloadName,
+        spec: Option<WorkloadSpec>,
+    ) -> Result<ActionOutcome, ApiError> {
+        let inner = &self.inner;
+        let _guard = inner.lock(&name).await;
+        let existing = inner.get(&name).await?;
+        let spec = match (spec, existing.as_ref()) {
+            (Some(s), _) => s,
+            (None, Some(r)) => r.workload.spec.clone(),
+            (None, None) => {
+                return Err(ApiError::NotFound(name.to_string()));
+            }
+        };
+        let driver = inner.driver(spec.kind())?;
+        driver.validate(&spec)?;
+        if let Some(r) = &existing
+            && inner.supervised(&name)
+        {
+            if r.workload.spec != spec {
+                return Err(ApiError::Conflict(format!(
+                    "workload {name:?} is already running with a different spec; stop and remove it first (`vimana stop {name} && vimana rm {name}`), then start it again"
+                )));
+            }
+            return Ok(ActionOutcome::Workload(Box::new(r.workload.clone())));
+        }
+        let now = vimana_store::now_rfc3339();
+        let (record, kind) = match existing {
+            Some(mut r) => {
+                r.workload.spec = spec.clone();
+                r.workload.kind = spec.kind();
+                (r, EventKind::StateChanged)
+            }
+            None => (
+                Record::new(Workload {
+                    name: name.clone(),
+                    kind: spec.kind(),
+                    state: WorkloadState::Starting,
+                    desired: DesiredState::Running,
+                    pid: None,
+                    restarts: 0,
+                    detail: String::new(),
+                    revision: 0,
+                    created_at: now.clone(),
+                    updated_at: now,
+                    spec: spec.clone(),
+                }),
+                EventKind::Created,
+            ),
+        };
+        let mut record = record;
+        record.workload.state = WorkloadState::Starting;
+        record.workload.desired = DesiredState::Running;
+        record.workload.detail = String::new();
+        record.workload.pid = None;
+        record.handle = None;
+        inner.put(record, kind, "starting".into()).await?;
+        let (tx, rx) = oneshot::channel();
+        inner.spawn(&name, &spec, Launch {
+            adopt: None,
+            first_start: true,
+            stop_after_adopt: false,
+            first: Some(tx),
+        });
+        match tokio::time::timeout(inner.opts.start_wait, rx).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(msg))) => return Err(ApiError::Workload(msg)),
+            Ok(Err(_)) => return Err(ApiError::Internal("supervisor ended unexpectedly".into())),
+            Err(_) => {
+                return Err(ApiError::Workload(format!(
+                    "workload {name:?} did not come up within {:?}; see `vimana logs {name}`",
+                    inner.opts.start_wait
+                )));
+            }
+        }
+        Ok(ActionOutcome::Workload(Box::new(inner.require(&name).await?.workload)))
+    }
+
+    async fn stop(&self, name: &WorkloadName) -> Result<Workload, ApiError> {
+        let inner = &self.inner;
+        inner.require(name).await?;
+        inner
+            .update_record(name, None, String::new(), |r| {
+                r.workload.desired = DesiredState::Stopped;
+            })
+            .await?;
+        let sup = inner
+            .sups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        let stopped = match sup {
+            Some(tx) => {
+                let (reply, done) = oneshot::channel();
+                tx.send(Cmd::Stop(reply)).await.is_ok() && done.await.is_ok()
+            }
+            None => false,
+        };
+        let r = inner.require(name).await?;
+        if !stopped && r.workload.state != WorkloadState::Stopped {
+            inner
+                .update_record(name, Some(EventKind::StateChanged), "stopped".into(), |r| {
+                    if r.workload.state != WorkloadState::Failed {
+                        r.workload.state = WorkloadState::Stopped;
+                    }
+                    r.workload.pid = None;
+                })
+                .await?;
+        }
+        Ok(inner.require(name).await?.workload)
+    }
+}
+
+#[async_trait]
+impl CoreApi for Core {
+    async fn handle(&self, action: Action) -> Result<ActionOutcome, ApiError> {
+        let inner = &self.inner;
+        match action {
+            Action::Start { name, spec } => self.start(name, spec).await,
+            Action::Stop { name } => {
+                let _guard = inner.lock(&name).await;
+                Ok(ActionOutcome::Workload(Box::new(self.stop(&name).await?)))
+            }
+            Action::Remove { name } => {
+                let _guard = inner.lock(&name).await;
+                self.stop(&name).await?;
+                let n = name.clone();
+                let ev = inner
+                    .blocking(move |s| {
+                        s.remove(&n, vimana_store::NewEvent {
+                            kind: EventKind::Removed,
+                            state: None,
+                            message: "removed".into(),
+                        })
+                    })
+                    .await?;
+                if let Some(ev) = ev {
+                    let _ = inner.events.send(ev);
+                }
+                inner.logs.remove(&name);
+                Ok(ActionOutcome::Removed)
+            }
+            Action::Get { name } => Ok(ActionOutcome::Workload(Box::new(
+                inner.require(&name).await?.workload,
+            ))),
+            Action::List => {
+                let all = inner.blocking(|s| s.list()).await?;
+                Ok(ActionOutcome::Workloads(
+                    all.into_iter().map(|r| r.workload).collect(),
+                ))
+            }
+            Action::Logs { name, tail } => {
+                inner.require(&name).await?;
+                let logs = inner.logs.clone();
+                let recs = tokio::task::spawn_blocking(move || logs.read(&name, tail))
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                Ok(ActionOutcome::Logs(recs))
+            }
+            Action::Events { since, workload } => {
+                let evs = inner
+                    .blocking(move |s| s.events(since, workload.as_ref(), EVENTS_PAGE))
+                    .await?;
+                Ok(ActionOutcome::Events(evs))
+            }
+        }
+    }
+
+    fn subscribe_logs(
+        &self,
+        name: &WorkloadName,
+    ) -> Result<broadcast::Receiver<LogRecord>, ApiError> {
+        Ok(self.inner.logs.sink(name).subscribe())
+    }
+
+    fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+}
+
+impl Inner {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, vimana_store::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    async fn lock(&self, name: &WorkloadName) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = self
+            .locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        m.lock_owned().await
+    }
+
+    fn driver(&self, kind: WorkloadKind) -> Result<Arc<dyn Driver>, ApiError> {
+        self.drivers.get(&kind).cloned().ok_or_else(|| {
+            ApiError::BadRequest(format!("this daemon has no driver for {kind} workloads"))
+        })
+    }
+
+    fn supervised(&self, name: &WorkloadName) -> bool {
+        self.sups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
+    async fn get(&self, name: &WorkloadName) -> Result<Option<Record>, ApiError> {
+        let n = name.clone();
+        self.blocking(move |s| s.get(&n)).await
+    }
+
+    async fn require(&self, name: &WorkloadName) -> Result<Record, ApiError> {
+        self.get(name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(name.to_string()))
+    }
+
+    pub(crate) async fn spec_of(&self, name: &WorkloadName) -> Option<WorkloadSpec> {
+        self.get(name).await.ok().flatten().map(|r| r.workload.spec)
+    }
+
+    async fn put(&self, record: Record, kind: EventKind, message: String) -> Result<(), ApiError> {
+        let state = Some(record.workload.state);
+        let (_, ev) = self
+            .blocking(move |s| s.put(record, Some(NewEvent { kind, state, message })))
+            .await?;
+        if let Some(ev) = ev {
+            let _ = self.events.send(ev);
+        }
+        Ok(())
+    }
+
+    /// Read-modify-write of one record; records an event when `kind` is set.
+    pub(crate) async fn update_record(
+        &self,
+        name: &WorkloadName,
+        kind: Option<EventKind>,
+        message: String,
+        f: impl FnOnce(&mut Record) + Send + 'static,
+    ) -> Result<(), ApiError> {
+        let n = name.clone();
+        let out = self
+            .blocking(move |s| {
+                s.update(&n, move |cur| {
+                    let mut r = cur?;
+                    f(&mut r);
+                    let ev = kind.map(|kind| NewEvent {
+                        kind,
+                        state: Some(r.workload.state),
+                        message,
+                    });
+                    Some((r, ev))
+                })
+            })
+            .await?;
+        if let Some((_, Some(ev))) = out {
+            let _ = self.events.send(ev);
+        }
+        Ok(())
+    }
+
+    fn spawn(self: &Arc<Self>, name: &WorkloadName, spec: &WorkloadSpec, launch: Launch) {
+        let Some(driver) = self.drivers.get(&spec.kind()).cloned() else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel(4);
+        self.sups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.clone(), tx);
+        let sup = Supervisor {
+            name: name.clone(),
+            inner: self.clone(),
+            driver,
+            rx,
+            sink: self.logs.sink(name),
+            backoff: Backoff::new(
+                self.opts.backoff_base,
+                self.opts.backoff_max,
+                self.opts.healthy_reset,
+            ),
+        };
+        tokio::spawn(sup.run(launch));
+    }
+}

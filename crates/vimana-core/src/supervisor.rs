@@ -1,0 +1,243 @@
+//! One supervisor task per workload: launches (or adopts) it through its
+//! driver, polls it, relaunches it with backoff when it dies, and records
+//! every state change in the store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use vimana_api::{DesiredState, EventKind, WorkloadName, WorkloadState};
+use vimana_store::Record;
+
+use crate::core::Inner;
+use crate::{Backoff, Driver, Instance, LogSink, RunContext};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Commands the core sends to a running supervisor.
+pub(crate) enum Cmd {
+    Stop(oneshot::Sender<()>),
+}
+
+/// How a supervisor starts.
+pub(crate) struct Launch {
+    pub adopt: Option<serde_json::Value>,
+    pub first_start: bool,
+    /// Adopt the workload only to stop it: never launch a new one.
+    pub stop_after_adopt: bool,
+    /// Told the outcome of the first launch.
+    pub first: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+pub(crate) struct Supervisor {
+    pub name: WorkloadName,
+    pub inner: Arc<Inner>,
+    pub driver: Arc<dyn Driver>,
+    pub rx: mpsc::Receiver<Cmd>,
+    pub sink: LogSink,
+    pub backoff: Backoff,
+}
+
+enum WatchEnd {
+    Stop(oneshot::Sender<()>),
+    Crashed(String),
+    Detached,
+}
+
+impl Supervisor {
+    /// Applies `f` to the stored record in one transaction.
+    async fn set(
+        &self,
+        kind: Option<EventKind>,
+        message: impl Into<String>,
+        f: impl FnOnce(&mut Record) + Send + 'static,
+    ) {
+        let message = message.into();
+        if let Err(e) = self
+            .inner
+            .update_record(&self.name, kind, message, f)
+            .await
+        {
+            tracing::error!(workload = %self.name, error = %e, "cannot record state");
+        }
+    }
+
+    async fn set_state(
+        &self,
+        state: WorkloadState,
+        kind: EventKind,
+        message: impl Into<String>,
+        f: impl FnOnce(&mut Record) + Send + 'static,
+    ) {
+        self.set(Some(kind), message, move |r| {
+            r.workload.state = state;
+            f(r);
+        })
+        .await;
+    }
+
+    pub(crate) async fn run(mut self, mut launch: Launch) {
+        let Some(spec) = self.inner.spec_of(&self.name).await else {
+            return;
+        };
+        loop {
+            let adopting = launch.adopt.is_some();
+            if launch.stop_after_adopt && !adopting {
+                self.set_state(WorkloadState::Stopped, EventKind::StateChanged, "stopped", |r| {
+                    r.workload.pid = None;
+                    r.handle = None;
+                })
+                .await;
+                return;
+            }
+            let ctx = RunContext {
+                name: self.name.clone(),
+                spec: spec.clone(),
+                adopt: launch.adopt.take(),
+                first_start: launch.first_start,
+                adopt_only: launch.stop_after_adopt,
+                logs: self.sink.clone(),
+                log_dir: self.inner.logs.dir().to_path_buf(),
+            };
+            let result = self.driver.run(ctx).await;
+            let instance = match result {
+                Ok(i) => i,
+                Err(e) => {
+                    self.sink.daemon(format!("launch failed: {e}"));
+                    if let Some(tx) = launch.first.take() {
+                        let msg = e.to_string();
+                        self.set_state(WorkloadState::Failed, EventKind::Error, msg.clone(), move |r| {
+                            r.workload.desired = DesiredState::Stopped;
+                            r.workload.detail = msg;
+                            r.workload.pid = None;
+                            r.handle = None;
+                        })
+                        .await;
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                    if launch.stop_after_adopt {
+                        continue;
+                    }
+                    if !self.restart_after(e.to_string(), Duration::ZERO).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            launch.first_start = false;
+            if launch.stop_after_adopt {
+                let _ = instance.stop().await;
+                launch.adopt = None;
+                continue;
+            }
+            let adopted = adopting && instance.adopted();
+            let pid = instance.pid();
+            let handle = instance.handle();
+            let detail = probe(&*instance).await.unwrap_or_default();
+            let (kind, msg) = if adopted {
+                (EventKind::Adopted, format!("adopted running workload (pid {pid:?})"))
+            } else {
+                (EventKind::StateChanged, format!("running (pid {pid:?})"))
+            };
+            self.sink.daemon(msg.clone());
+            self.set_state(WorkloadState::Running, kind, msg, move |r| {
+                r.workload.pid = pid;
+                r.workload.detail = detail;
+                r.handle = Some(handle);
+            })
+            .await;
+            if let Some(tx) = launch.first.take() {
+                let _ = tx.send(Ok(()));
+            }
+            let since = Instant::now();
+            match self.watch(&*instance).await {
+                WatchEnd::Detached => return,
+                WatchEnd::Stop(reply) => {
+                    self.stop(&*instance).await;
+                    let _ = reply.send(());
+                    return;
+                }
+                WatchEnd::Crashed(why) => {
+                    instance.kill();
+                    self.sink.daemon(format!("workload died: {why}"));
+                    if !self.restart_after(why, since.elapsed()).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a crash, waits out the backoff; false when told to stop.
+    async fn restart_after(&mut self, why: String, healthy_for: Duration) -> bool {
+        self.backoff.observe_run(healthy_for);
+        let delay = self.backoff.next_delay();
+        let msg = format!("{why}; restarting in {} ms", delay.as_millis());
+        self.set_state(WorkloadState::Backoff, EventKind::Restarted, msg, move |r| {
+            r.workload.restarts = r.workload.restarts.saturating_add(1);
+            r.workload.detail = why;
+            r.workload.pid = None;
+            r.handle = None;
+        })
+        .await;
+        tokio::select! {
+            cmd = self.rx.recv() => {
+                if let Some(Cmd::Stop(reply)) = cmd {
+                    self.set_state(WorkloadState::Stopped, EventKind::StateChanged, "stopped", |_| {}).await;
+                    let _ = reply.send(());
+                }
+                false
+            }
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    async fn watch(&mut self, instance: &dyn Instance) -> WatchEnd {
+        let poll = self.inner.opts.poll_interval;
+        let mut last = String::new();
+        loop {
+            tokio::select! {
+                cmd = self.rx.recv() => return match cmd {
+                    Some(Cmd::Stop(reply)) => WatchEnd::Stop(reply),
+                    None => WatchEnd::Detached,
+                },
+                () = instance.exited() => return WatchEnd::Crashed("process exited".into()),
+                () = tokio::time::sleep(poll) => match probe(instance).await {
+                    Ok(detail) if detail != last => {
+                        last = detail.clone();
+                        self.set(None, "", move |r| r.workload.detail = detail).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => return WatchEnd::Crashed(e),
+                },
+            }
+        }
+    }
+
+    async fn stop(&self, instance: &dyn Instance) {
+        self.set_state(WorkloadState::Stopping, EventKind::StateChanged, "stopping", |_| {}).await;
+        let detail = match instance.stop().await {
+            Ok(()) => "stopped".to_string(),
+            Err(e) => {
+                instance.kill();
+                format!("stopped forcefully: {e}")
+            }
+        };
+        self.sink.daemon(detail.clone());
+        self.set_state(WorkloadState::Stopped, EventKind::StateChanged, detail.clone(), move |r| {
+            r.workload.pid = None;
+            r.workload.detail = detail;
+            r.handle = None;
+        })
+        .await;
+    }
+}
+
+async fn probe(instance: &dyn Instance) -> Result<String, String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, instance.probe()).await {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("status call timed out after {PROBE_TIMEOUT:?}")),
+    }
+}

@@ -1,0 +1,4 @@
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod host;
+pub mod plugin;

@@ -1,0 +1,121 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Run lightweight, isolated workloads on this host: spacecores, Wasm
+/// services and microVMs, through one daemon.
+#[derive(Parser, Debug)]
+#[command(name = "vimana", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// More logging (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// State directory (default: $VIMANA_HOME, else ~/.vimana).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Do not start the daemon when it is not running.
+    #[arg(long, global = true)]
+    pub no_autostart: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon in the foreground.
+    Daemon {
+        /// Also listen on this TCP address (requires the bearer token in VIMANA_HOME/token).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Check this host and write VIMANA_HOME/config.toml.
+    Init {
+        /// Overwrite an existing config.toml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Register (if new) and start a spacecore; idempotent for a running one.
+    Start {
+        /// Workload name: ^[a-z][a-z0-9-]{0,62}$.
+        name: String,
+        /// The plugin executable (needed the first time).
+        #[arg(long, value_name = "PATH")]
+        plugin: Option<PathBuf>,
+        /// Argument for the plugin (repeatable).
+        #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Environment variable for the plugin, KEY=VALUE (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Seconds the plugin may take to print its handshake.
+        #[arg(long, value_name = "SECS")]
+        start_timeout: Option<f64>,
+    },
+    /// Stop a workload (its record stays).
+    Stop { name: String },
+    /// Stop and remove a workload and its logs.
+    #[command(alias = "remove")]
+    Rm { name: String },
+    /// Show workloads.
+    #[command(alias = "ps")]
+    Status { name: Option<String> },
+    /// Show a workload's merged logs.
+    Logs {
+        name: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+    },
+    /// Show lifecycle events.
+    Events {
+        /// Only this workload.
+        name: Option<String>,
+        /// Keep printing new events.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only events after this sequence number.
+        #[arg(long, value_name = "SEQ")]
+        since: Option<u64>,
+    },
+    /// Launch a plugin, make one call, print the answer, shut it down.
+    Plugin {
+        /// The plugin executable.
+        path: PathBuf,
+        /// The call to make.
+        #[arg(value_enum)]
+        call: PluginCall,
+        /// The plugin_id sent with the call.
+        #[arg(long, default_value = "")]
+        id: String,
+        /// Seconds the plugin may take to print its handshake.
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        start_timeout: f64,
+    },
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PluginCall {
+    Start,
+    Stop,
+    Status,
+    Logs,
+}

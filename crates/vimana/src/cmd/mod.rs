@@ -1,0 +1,63 @@
+//! One file per command.
+
+mod init;
+mod logs;
+mod plugin;
+mod workloads;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::client::Client;
+use crate::home::Home;
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let home = Home::resolve(cli.home.clone())?;
+    let client = || Client::new(home.clone(), !cli.no_autostart, cli.verbose);
+    let out = cli.output;
+    match cli.command {
+        Command::Daemon { listen } => crate::daemon::run(home, listen).await,
+        Command::Init { force } => init::run(&home, force, out).await,
+        Command::Start {
+            name,
+            plugin,
+            args,
+            env,
+            start_timeout,
+        } => workloads::start(&client(), out, workloads::StartArgs {
+            name,
+            plugin,
+            args,
+            env,
+            start_timeout,
+        })
+        .await,
+        Command::Stop { name } => workloads::stop(&client(), out, &name).await,
+        Command::Rm { name } => workloads::rm(&client(), &name).await,
+        Command::Status { name } => workloads::status(&client(), out, name.as_deref()).await,
+        Command::Logs { name, follow, tail } => logs::logs(&client(), out, &name, follow, tail).await,
+        Command::Events {
+            name,
+            follow,
+            since,
+        } => logs::events(&client(), out, name.as_deref(), follow, since).await,
+        Command::Plugin {
+            path,
+            call,
+            id,
+            start_timeout,
+        } => plugin::run(path, call, id, start_timeout, out).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "vimana", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Checks a name locally so a typo fails before anything is sent.
+fn name(s: &str) -> Result<vimana_api::WorkloadName> {
+    Ok(vimana_api::WorkloadName::new(s)?)
+}

@@ -1,0 +1,109 @@
+//! `vimana daemon`: one per VIMANA_HOME (a lock), re-adopts the workloads it
+//! finds in the store, serves the API on a 0600 unix socket (and TCP with a
+//! bearer token when asked), and leaves workloads running when it exits.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg};
+use tokio::signal::unix::{SignalKind, signal};
+use vimana_core::{Core, CoreApi, CoreOptions, LogBook};
+
+use crate::config::Config;
+use crate::home::Home;
+
+pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
+    home.ensure()?;
+    let _ = std::fs::set_permissions(&home.root, std::fs::Permissions::from_mode(0o700));
+    let _ = nix::unistd::setsid();
+    let _lock = lock(&home)?;
+    let config = Config::load(&home.config())?;
+    let store = vimana_store::Store::open(&home.state())?;
+    let logs = LogBook::new(home.logs(), Default::default())?;
+    let d = &config.daemon;
+    let opts = CoreOptions {
+        poll_interval: Duration::from_millis(d.poll_interval_ms.max(50)),
+        backoff_base: Duration::from_millis(d.backoff_base_ms),
+        backoff_max: Duration::from_millis(d.backoff_max_ms),
+        healthy_reset: Duration::from_millis(d.healthy_reset_ms),
+        ..CoreOptions::default()
+    };
+    let core = Core::new(
+        store,
+        logs,
+        vec![Arc::new(vimana_spacecore::SpacecoreDriver::new())],
+        opts,
+    );
+    let adopted = core.adopt_all().await?;
+    tracing::info!(adopted, home = %home.root.display(), "vimana daemon ready");
+    let api: Arc<dyn CoreApi> = Arc::new(core.clone());
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rx = stop_tx.subscribe();
+    let socket = home.socket();
+    let unix_api = api.clone();
+    tasks.spawn(async move {
+        vimana_server::serve_unix(&socket, unix_api, async move {
+            let _ = rx.recv().await;
+        })
+        .await
+        .map_err(anyhow::Error::from)
+    });
+    if let Some(addr) = listen {
+        let token = crate::home::token(&home.token())?;
+        let mut rx = stop_tx.subscribe();
+        let tcp_api = api.clone();
+        tasks.spawn(async move {
+            vimana_server::serve_tcp(addr, tcp_api, token, async move {
+                let _ = rx.recv().await;
+            })
+            .await
+            .map_err(anyhow::Error::from)
+        });
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let failed = tokio::select! {
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+        r = tasks.join_next() => r,
+    };
+    let _ = stop_tx.send(());
+    core.detach_all();
+    let _ = std::fs::remove_file(home.socket());
+    match failed {
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => bail!("API server task failed: {e}"),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Takes the one-daemon-per-home lock and records our pid in it.
+fn lock(home: &Home) -> Result<Flock<std::fs::File>> {
+    use std::io::{Read, Seek, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(home.lock())
+        .with_context(|| format!("cannot open {}", home.lock().display()))?;
+    let mut other = String::new();
+    let _ = file.read_to_string(&mut other);
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((_, _)) => bail!(
+            "another vimana daemon (pid {}) already runs on {}; stop it first or use another --home",
+            other.trim(),
+            home.root.display()
+        ),
+    };
+    lock.set_len(0)?;
+    lock.rewind()?;
+    write!(lock, "{}", std::process::id())?;
+    Ok(lock)
+}

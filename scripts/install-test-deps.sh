@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages needed to build and run the Go test spacecore
+# (tests/go-spacecore) and the Go benchmark host (benches/go-host); see
+# scripts/build-go-spacecore.sh. Run as root. Idempotent: when every package
+# is already installed it only runs dpkg-query and exits.
+set -euo pipefail
+
+PACKAGES=(
+    golang-go
+    golang-github-hashicorp-go-plugin-dev
+    golang-google-grpc-dev
+    golang-google-protobuf-dev
+    golang-github-golang-protobuf-1-5-dev
+    protobuf-compiler
+    git
+    ca-certificates
+    procps
+    util-linux   # flock, used by build-go-spacecore.sh (Essential, normally present)
+)
+
+# One dpkg-query for all packages; unknown packages print nothing (and make
+# dpkg-query exit 1), so compare against the full list.
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! grep -Eq "^${pkg}(:[a-z0-9]+)? ii" <<<"$installed"; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: missing packages: ${missing[*]}; re-run as root" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-test-deps: installing ${missing[*]}" >&2
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
