@@ -79,22 +79,26 @@ impl Core {
         }
     }
 
-    /// Re-adopts every workload recorded in the store (daemon start).
-    pub async fn adopt_all(&self) -> Result<usize, ApiError> {
+    /// Re-adopts every workload recorded in the store (daemon start), and
+    /// waits (at most `wait`) until each one runs again or has failed, so
+    /// the first answer the daemon gives is already true.
+    pub async fn adopt_all(&self, wait: Duration) -> Result<usize, ApiError> {
         let records = self.inner.blocking(|s| s.list()).await?;
         let mut n = 0;
+        let mut ready = Vec::new();
         for r in records {
             let name = r.workload.name.clone();
             let _guard = self.inner.lock(&name).await;
             match (r.workload.desired, r.handle) {
                 (DesiredState::Running, adopt) => {
-                    let first_start = false;
-                    self.inner.spawn(&name, &r.workload.spec, Launch {
+                    let (tx, rx) = oneshot::channel();
+                    ready.push(rx);
+                    self.inner.spawn_with_ready(&name, &r.workload.spec, Launch {
                         adopt,
-                        first_start,
+                        first_start: false,
                         stop_after_adopt: false,
                         first: None,
-                    });
+                    }, Some(tx));
                     n += 1;
                 }
                 (DesiredState::Stopped, Some(adopt)) => {
@@ -117,6 +121,7 @@ impl Core {
                 }
             }
         }
+        let _ = tokio::time::timeout(wait, futures_join(ready)).await;
         Ok(n)
     }
 
@@ -403,6 +408,16 @@ impl Inner {
     }
 
     fn spawn(self: &Arc<Self>, name: &WorkloadName, spec: &WorkloadSpec, launch: Launch) {
+        self.spawn_with_ready(name, spec, launch, None);
+    }
+
+    fn spawn_with_ready(
+        self: &Arc<Self>,
+        name: &WorkloadName,
+        spec: &WorkloadSpec,
+        launch: Launch,
+        ready: Option<oneshot::Sender<()>>,
+    ) {
         let Some(driver) = self.drivers.get(&spec.kind()).cloned() else {
             return;
         };
@@ -422,7 +437,15 @@ impl Inner {
                 self.opts.backoff_max,
                 self.opts.healthy_reset,
             ),
+            ready,
         };
         tokio::spawn(sup.run(launch));
+    }
+}
+
+/// Waits for every receiver (a closed sender counts as done).
+async fn futures_join(rxs: Vec<oneshot::Receiver<()>>) {
+    for rx in rxs {
+        let _ = rx.await;
     }
 }

@@ -36,6 +36,9 @@ pub(crate) struct Supervisor {
     pub rx: mpsc::Receiver<Cmd>,
     pub sink: LogSink,
     pub backoff: Backoff,
+    /// Told when the workload first runs or first fails (daemon start waits
+    /// for adoption before it answers requests).
+    pub ready: Option<oneshot::Sender<()>>,
 }
 
 enum WatchEnd {
@@ -135,13 +138,20 @@ impl Supervisor {
             let pid = instance.pid();
             let handle = instance.handle();
             let detail = probe(&*instance).await.unwrap_or_default();
+            // Adoption that had to launch anew counts as a restart.
+            let relaunched = adopting && !adopted;
             let (kind, msg) = if adopted {
                 (EventKind::Adopted, format!("adopted running workload (pid {pid:?})"))
+            } else if relaunched {
+                (EventKind::Restarted, format!("was gone; relaunched (pid {pid:?})"))
             } else {
                 (EventKind::StateChanged, format!("running (pid {pid:?})"))
             };
             self.sink.daemon(msg.clone());
             self.set_state(WorkloadState::Running, kind, msg, move |r| {
+                if relaunched {
+                    r.workload.restarts = r.workload.restarts.saturating_add(1);
+                }
                 r.workload.pid = pid;
                 r.workload.detail = detail;
                 r.handle = Some(handle);
@@ -149,6 +159,9 @@ impl Supervisor {
             .await;
             if let Some(tx) = launch.first.take() {
                 let _ = tx.send(Ok(()));
+            }
+            if let Some(tx) = self.ready.take() {
+                let _ = tx.send(());
             }
             let since = Instant::now();
             match self.watch(&*instance).await {
@@ -171,6 +184,9 @@ impl Supervisor {
 
     /// Records a crash, waits out the backoff; false when told to stop.
     async fn restart_after(&mut self, why: String, healthy_for: Duration) -> bool {
+        if let Some(tx) = self.ready.take() {
+            let _ = tx.send(());
+        }
         self.backoff.observe_run(healthy_for);
         let delay = self.backoff.next_delay();
         let msg = format!("{why}; restarting in {} ms", delay.as_millis());

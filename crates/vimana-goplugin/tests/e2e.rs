@@ -38,6 +38,12 @@ fn main() {
             Box::pin(common::host::wrong_cookie_reports_stderr())
         }),
     ];
+    if std::env::args().any(|a| a == "--list") {
+        for (name, _) in &tests {
+            println!("{name}: test");
+        }
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

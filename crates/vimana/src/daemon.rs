@@ -38,7 +38,7 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
         vec![Arc::new(vimana_spacecore::SpacecoreDriver::new())],
         opts,
     );
-    let adopted = core.adopt_all().await?;
+    let adopted = core.adopt_all(Duration::from_secs(30)).await?;
     tracing::info!(adopted, home = %home.root.display(), "vimana daemon ready");
     let api: Arc<dyn CoreApi> = Arc::new(core.clone());
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
