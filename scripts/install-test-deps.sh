@@ -15,6 +15,9 @@ PACKAGES=(
     git
     ca-certificates
     procps
+    cmake        # aws-lc-sys (rustls crypto provider) may build with it
+    gcc
+    make
     util-linux   # flock, used by build-go-spacecore.sh (Essential, normally present)
 )
 

@@ -1,6 +1,8 @@
 //! The daemon itself: socket mode, lock, stale socket, TCP token, problem
 //! details, OpenAPI, init, completions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -1,5 +1,7 @@
 //! Managed spacecores through the daemon (autostarted by the CLI).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Env;

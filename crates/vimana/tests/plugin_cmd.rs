@@ -1,5 +1,7 @@
 //! `vimana plugin <PATH> <call>` against real plugins, and its faults.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Env, script};

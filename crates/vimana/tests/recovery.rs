@@ -1,6 +1,8 @@
 //! kill -9 of the daemon: plugins live on (even while writing to stdout and
 //! stderr) and the next daemon re-adopts them: same pid, no duplicate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The one command that runs every check and test of vimana on a fresh
+# Debian 12 machine (as root): installs the system packages the tests need,
+# then formatting, lints, build, and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== installing test dependencies"
+bash scripts/install-test-deps.sh
+
+for tool in "cargo fmt" "cargo clippy"; do
+    if ! $tool --version >/dev/null 2>&1; then
+        echo "error: '$tool' is missing; install the rustfmt and clippy components of this toolchain" >&2
+        exit 1
+    fi
+done
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo build"
+cargo build --workspace --all-targets
+
+echo "== cargo test"
+cargo test --workspace
