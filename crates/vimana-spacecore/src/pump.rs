@@ -14,6 +14,9 @@ use vimana_core::LogSink;
 use vimana_goplugin::tail::TailFollower;
 
 const SAVE_EVERY: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(250);
+/// Raw output files are emptied past this size once copied.
+const RAW_MAX: u64 = 4 * 1024 * 1024;
 
 /// The raw output files of one workload.
 #[derive(Clone, Debug)]
@@ -57,16 +60,43 @@ fn saved_offset(p: &Path) -> u64 {
 
 /// Starts pumping `file` into `sink`; stderr lines are parsed as hclog.
 /// `skip_first` skips the go-plugin handshake line on stdout.
+///
+/// The raw file is emptied once everything in it was copied and it grew
+/// past [`RAW_MAX`] (the plugin appends, so it simply continues at the new
+/// end); the merged log has its own rotation.
 pub(crate) fn spawn(file: PathBuf, stream: LogStream, sink: LogSink, skip_first: bool) -> JoinHandle<()> {
+    spawn_with(file, stream, sink, skip_first, RAW_MAX)
+}
+
+fn spawn_with(
+    file: PathBuf,
+    stream: LogStream,
+    sink: LogSink,
+    skip_first: bool,
+    raw_max: u64,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let start = saved_offset(&file);
-        let mut tail = TailFollower::new(&file, start);
+        let mut tail = TailFollower::new(&file, start).with_poll_interval(POLL);
         let mut skip = skip_first && start == 0;
         let mut saved = start;
         let mut last_save = Instant::now();
         loop {
-            let line = match tail.next_line().await {
-                Ok(l) => l,
+            let line = match tail.try_next_line().await {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    if tail.offset() > raw_max && truncate_if_drained(&file, tail.offset()) {
+                        tail = TailFollower::new(&file, 0).with_poll_interval(POLL);
+                        saved = 0;
+                        let _ = tokio::fs::write(pos_path(&file), "0").await;
+                    } else if tail.offset() != saved {
+                        saved = tail.offset();
+                        last_save = Instant::now();
+                        let _ = tokio::fs::write(pos_path(&file), saved.to_string()).await;
+                    }
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::debug!(file = %file.display(), error = %e, "log pump stopped");
                     return;
@@ -85,6 +115,17 @@ pub(crate) fn spawn(file: PathBuf, stream: LogStream, sink: LogSink, skip_first:
     })
 }
 
+/// Empties `file` if nothing was appended past `offset`.
+fn truncate_if_drained(file: &Path, offset: u64) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new().write(true).open(file) else {
+        return false;
+    };
+    match f.metadata() {
+        Ok(m) if m.len() == offset => f.set_len(0).is_ok(),
+        _ => false,
+    }
+}
+
 fn write_line(sink: &LogSink, stream: LogStream, line: &str) {
     if stream == LogStream::Stderr {
         let parsed = vimana_goplugin::parse_hclog_line(line);
@@ -94,4 +135,44 @@ fn write_line(sink: &LogSink, stream: LogStream, line: &str) {
         }
     }
     sink.line(stream, None, line.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use vimana_api::WorkloadName;
+    use vimana_core::LogBook;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn copies_lines_parses_hclog_and_empties_big_raw_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = LogBook::new(dir.path().join("logs"), Default::default()).unwrap();
+        let name = WorkloadName::new("w").unwrap();
+        let raw = dir.path().join("w.stderr");
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&raw).unwrap();
+        writeln!(f, r#"{{"@level":"info","@message":"hello"}}"#).unwrap();
+        writeln!(f, "plain {}", "x".repeat(200)).unwrap();
+        let task = spawn_with(raw.clone(), LogStream::Stderr, book.sink(&name), false, 100);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(&raw).unwrap().len() != 0 {
+            assert!(Instant::now() < deadline, "raw file was not emptied");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The writer keeps appending to the same open file after truncation.
+        writeln!(f, "after").unwrap();
+        while !book.read(&name, None).iter().any(|r| r.message == "after") {
+            assert!(Instant::now() < deadline, "line after truncation lost");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+        let recs = book.read(&name, None);
+        assert_eq!(recs[0].stream, LogStream::Hclog);
+        assert_eq!(recs[0].level.as_deref(), Some("info"));
+        assert_eq!(recs[0].message, "hello");
+        assert_eq!(recs[1].stream, LogStream::Stderr);
+        assert_eq!(recs.len(), 3);
+    }
 }

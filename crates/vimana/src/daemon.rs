@@ -20,6 +20,7 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
     home.ensure()?;
     let _ = std::fs::set_permissions(&home.root, std::fs::Permissions::from_mode(0o700));
     let _ = nix::unistd::setsid();
+    raise_fd_limit();
     let _lock = lock(&home)?;
     let config = Config::load(&home.config())?;
     let store = vimana_store::Store::open(&home.state())?;
@@ -106,4 +107,15 @@ fn lock(home: &Home) -> Result<Flock<std::fs::File>> {
     lock.rewind()?;
     write!(lock, "{}", std::process::id())?;
     Ok(lock)
+}
+
+/// Every supervised workload holds a few descriptors (log file, gRPC
+/// connection): lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
 }
