@@ -42,7 +42,10 @@ pub enum Action {
     List,
     /// Log records of one workload (a snapshot; following is a stream the
     /// server opens separately).
-    Logs { name: WorkloadName, tail: Option<usize> },
+    Logs {
+        name: WorkloadName,
+        tail: Option<usize>,
+    },
     /// Events after `since` (exclusive), oldest first.
     Events {
         since: Option<u64>,

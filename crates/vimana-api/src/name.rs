@@ -72,7 +72,16 @@ mod tests {
 
     #[test]
     fn refuses_invalid_names() {
-        for n in ["", "9a", "-a", "A", "a_b", "a.b", &format!("a{}", "b".repeat(63)), "é"] {
+        for n in [
+            "",
+            "9a",
+            "-a",
+            "A",
+            "a_b",
+            "a.b",
+            &format!("a{}", "b".repeat(63)),
+            "é",
+        ] {
             let err = WorkloadName::new(n).unwrap_err();
             assert!(err.to_string().contains("^[a-z][a-z0-9-]{0,62}$"));
         }

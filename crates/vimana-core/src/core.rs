@@ -93,29 +93,46 @@ impl Core {
                 (DesiredState::Running, adopt) => {
                     let (tx, rx) = oneshot::channel();
                     ready.push(rx);
-                    self.inner.spawn_with_ready(&name, &r.workload.spec, Launch {
-                        adopt,
-                        first_start: false,
-                        stop_after_adopt: false,
-                        first: None,
-                    }, Some(tx));
+                    self.inner.spawn_with_ready(
+                        &name,
+                        &r.workload.spec,
+                        Launch {
+                            adopt,
+                            first_start: false,
+                            stop_after_adopt: false,
+                            first: None,
+                        },
+                        Some(tx),
+                    );
                     n += 1;
                 }
                 (DesiredState::Stopped, Some(adopt)) => {
-                    self.inner.spawn(&name, &r.workload.spec, Launch {
-                        adopt: Some(adopt),
-                        first_start: false,
-                        stop_after_adopt: true,
-                        first: None,
-                    });
+                    self.inner.spawn(
+                        &name,
+                        &r.workload.spec,
+                        Launch {
+                            adopt: Some(adopt),
+                            first_start: false,
+                            stop_after_adopt: true,
+                            first: None,
+                        },
+                    );
                 }
                 (DesiredState::Stopped, None) => {
-                    if !matches!(r.workload.state, WorkloadState::Stopped | WorkloadState::Failed) {
+                    if !matches!(
+                        r.workload.state,
+                        WorkloadState::Stopped | WorkloadState::Failed
+                    ) {
                         self.inner
-                            .update_record(&name, Some(EventKind::StateChanged), "stopped".into(), |r| {
-                                r.workload.state = WorkloadState::Stopped;
-                                r.workload.pid = None;
-                            })
+                            .update_record(
+                                &name,
+                                Some(EventKind::StateChanged),
+                                "stopped".into(),
+                                |r| {
+                                    r.workload.state = WorkloadState::Stopped;
+                                    r.workload.pid = None;
+                                },
+                            )
                             .await?;
                     }
                 }
@@ -141,7 +158,23 @@ impl Core {
     ) -> Result<ActionOutcome, ApiError> {
         let inner = &self.inner;
         let _guard = inner.lock(&name).await;
-        let existing = inner.get(&name).await?;
+        let mut existing = inner.get(&name).await?;
+        // A supervisor of a workload that should be stopped only adopts it
+        // to stop it (daemon start): let it finish before starting anew.
+        if existing
+            .as_ref()
+            .is_some_and(|r| r.workload.desired == DesiredState::Stopped)
+        {
+            let sup = inner
+                .sups
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&name);
+            if let Some(tx) = sup {
+                tx.closed().await;
+                existing = inner.get(&name).await?;
+            }
+        }
         let spec = match (spec, existing.as_ref()) {
             (Some(s), _) => s,
             (None, Some(r)) => r.workload.spec.clone(),
@@ -156,7 +189,7 @@ impl Core {
         {
             if r.workload.spec != spec {
                 return Err(ApiError::Conflict(format!(
-                    "workload {name:?} is already running with a different spec; stop and remove it first (`vimana stop {name} && vimana rm {name}`), then start it again"
+                    "workload \"{name}\" is already running with a different spec; stop and remove it first (`vimana stop {name} && vimana rm {name}`), then start it again"
                 )));
             }
             return Ok(ActionOutcome::Workload(Box::new(r.workload.clone())));
@@ -193,24 +226,30 @@ impl Core {
         record.handle = None;
         inner.put(record, kind, "starting".into()).await?;
         let (tx, rx) = oneshot::channel();
-        inner.spawn(&name, &spec, Launch {
-            adopt: None,
-            first_start: true,
-            stop_after_adopt: false,
-            first: Some(tx),
-        });
+        inner.spawn(
+            &name,
+            &spec,
+            Launch {
+                adopt: None,
+                first_start: true,
+                stop_after_adopt: false,
+                first: Some(tx),
+            },
+        );
         match tokio::time::timeout(inner.opts.start_wait, rx).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(msg))) => return Err(ApiError::Workload(msg)),
             Ok(Err(_)) => return Err(ApiError::Internal("supervisor ended unexpectedly".into())),
             Err(_) => {
                 return Err(ApiError::Workload(format!(
-                    "workload {name:?} did not come up within {:?}; see `vimana logs {name}`",
+                    "workload \"{name}\" did not come up within {:?}; see `vimana logs {name}`",
                     inner.opts.start_wait
                 )));
             }
         }
-        Ok(ActionOutcome::Workload(Box::new(inner.require(&name).await?.workload)))
+        Ok(ActionOutcome::Workload(Box::new(
+            inner.require(&name).await?.workload,
+        )))
     }
 
     async fn stop(&self, name: &WorkloadName) -> Result<Workload, ApiError> {
@@ -264,11 +303,14 @@ impl CoreApi for Core {
                 let n = name.clone();
                 let ev = inner
                     .blocking(move |s| {
-                        s.remove(&n, vimana_store::NewEvent {
-                            kind: EventKind::Removed,
-                            state: None,
-                            message: "removed".into(),
-                        })
+                        s.remove(
+                            &n,
+                            vimana_store::NewEvent {
+                                kind: EventKind::Removed,
+                                state: None,
+                                message: "removed".into(),
+                            },
+                        )
                     })
                     .await?;
                 if let Some(ev) = ev {
@@ -370,7 +412,16 @@ impl Inner {
     async fn put(&self, record: Record, kind: EventKind, message: String) -> Result<(), ApiError> {
         let state = Some(record.workload.state);
         let (_, ev) = self
-            .blocking(move |s| s.put(record, Some(NewEvent { kind, state, message })))
+            .blocking(move |s| {
+                s.put(
+                    record,
+                    Some(NewEvent {
+                        kind,
+                        state,
+                        message,
+                    }),
+                )
+            })
             .await?;
         if let Some(ev) = ev {
             let _ = self.events.send(ev);

@@ -18,7 +18,7 @@ pub use backoff::Backoff;
 pub use core::{Core, CoreOptions};
 pub use driver::{Driver, DriverError, Instance, RunContext};
 pub use error::CoreError;
-pub use logs::{LogBook, LogSink};
+pub use logs::{LogBook, LogSink, Rotation};
 
 /// What the REST layer (and tests) need from the core.
 #[async_trait]

@@ -243,7 +243,10 @@ mod tests {
         let msgs: Vec<_> = tail.iter().map(|r| r.message.as_str()).collect();
         assert_eq!(msgs, ["line 47", "line 48", "line 49"]);
         let all = book.read(&name, None);
-        assert!(all.len() < 50 && all.len() > 5, "rotation dropped old lines");
+        assert!(
+            all.len() < 50 && all.len() > 5,
+            "rotation dropped old lines"
+        );
         book.remove(&name);
         assert!(book.read(&name, None).is_empty());
     }

@@ -56,11 +56,7 @@ impl Supervisor {
         f: impl FnOnce(&mut Record) + Send + 'static,
     ) {
         let message = message.into();
-        if let Err(e) = self
-            .inner
-            .update_record(&self.name, kind, message, f)
-            .await
-        {
+        if let Err(e) = self.inner.update_record(&self.name, kind, message, f).await {
             tracing::error!(workload = %self.name, error = %e, "cannot record state");
         }
     }
@@ -86,10 +82,15 @@ impl Supervisor {
         loop {
             let adopting = launch.adopt.is_some();
             if launch.stop_after_adopt && !adopting {
-                self.set_state(WorkloadState::Stopped, EventKind::StateChanged, "stopped", |r| {
-                    r.workload.pid = None;
-                    r.handle = None;
-                })
+                self.set_state(
+                    WorkloadState::Stopped,
+                    EventKind::StateChanged,
+                    "stopped",
+                    |r| {
+                        r.workload.pid = None;
+                        r.handle = None;
+                    },
+                )
                 .await;
                 return;
             }
@@ -109,12 +110,17 @@ impl Supervisor {
                     self.sink.daemon(format!("launch failed: {e}"));
                     if let Some(tx) = launch.first.take() {
                         let msg = e.to_string();
-                        self.set_state(WorkloadState::Failed, EventKind::Error, msg.clone(), move |r| {
-                            r.workload.desired = DesiredState::Stopped;
-                            r.workload.detail = msg;
-                            r.workload.pid = None;
-                            r.handle = None;
-                        })
+                        self.set_state(
+                            WorkloadState::Failed,
+                            EventKind::Error,
+                            msg.clone(),
+                            move |r| {
+                                r.workload.desired = DesiredState::Stopped;
+                                r.workload.detail = msg;
+                                r.workload.pid = None;
+                                r.handle = None;
+                            },
+                        )
                         .await;
                         let _ = tx.send(Err(e.to_string()));
                         return;
@@ -141,11 +147,20 @@ impl Supervisor {
             // Adoption that had to launch anew counts as a restart.
             let relaunched = adopting && !adopted;
             let (kind, msg) = if adopted {
-                (EventKind::Adopted, format!("adopted running workload (pid {pid:?})"))
+                (
+                    EventKind::Adopted,
+                    format!("adopted running workload (pid {})", show_pid(pid)),
+                )
             } else if relaunched {
-                (EventKind::Restarted, format!("was gone; relaunched (pid {pid:?})"))
+                (
+                    EventKind::Restarted,
+                    format!("was gone; relaunched (pid {})", show_pid(pid)),
+                )
             } else {
-                (EventKind::StateChanged, format!("running (pid {pid:?})"))
+                (
+                    EventKind::StateChanged,
+                    format!("running (pid {})", show_pid(pid)),
+                )
             };
             self.sink.daemon(msg.clone());
             self.set_state(WorkloadState::Running, kind, msg, move |r| {
@@ -190,12 +205,17 @@ impl Supervisor {
         self.backoff.observe_run(healthy_for);
         let delay = self.backoff.next_delay();
         let msg = format!("{why}; restarting in {} ms", delay.as_millis());
-        self.set_state(WorkloadState::Backoff, EventKind::Restarted, msg, move |r| {
-            r.workload.restarts = r.workload.restarts.saturating_add(1);
-            r.workload.detail = why;
-            r.workload.pid = None;
-            r.handle = None;
-        })
+        self.set_state(
+            WorkloadState::Backoff,
+            EventKind::Restarted,
+            msg,
+            move |r| {
+                r.workload.restarts = r.workload.restarts.saturating_add(1);
+                r.workload.detail = why;
+                r.workload.pid = None;
+                r.handle = None;
+            },
+        )
         .await;
         tokio::select! {
             cmd = self.rx.recv() => {
@@ -232,7 +252,13 @@ impl Supervisor {
     }
 
     async fn stop(&self, instance: &dyn Instance) {
-        self.set_state(WorkloadState::Stopping, EventKind::StateChanged, "stopping", |_| {}).await;
+        self.set_state(
+            WorkloadState::Stopping,
+            EventKind::StateChanged,
+            "stopping",
+            |_| {},
+        )
+        .await;
         let detail = match instance.stop().await {
             Ok(()) => "stopped".to_string(),
             Err(e) => {
@@ -241,11 +267,16 @@ impl Supervisor {
             }
         };
         self.sink.daemon(detail.clone());
-        self.set_state(WorkloadState::Stopped, EventKind::StateChanged, detail.clone(), move |r| {
-            r.workload.pid = None;
-            r.workload.detail = detail;
-            r.handle = None;
-        })
+        self.set_state(
+            WorkloadState::Stopped,
+            EventKind::StateChanged,
+            detail.clone(),
+            move |r| {
+                r.workload.pid = None;
+                r.workload.detail = detail;
+                r.handle = None;
+            },
+        )
         .await;
     }
 }
@@ -256,4 +287,8 @@ async fn probe(instance: &dyn Instance) -> Result<String, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("status call timed out after {PROBE_TIMEOUT:?}")),
     }
+}
+
+fn show_pid(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "-".to_string(), |p| p.to_string())
 }

@@ -85,7 +85,13 @@ async fn stored(home: &Path, n: &str) -> Option<vimana_store::Record> {
 }
 
 async fn start(core: &Core, n: &str, s: Option<WorkloadSpec>) -> Result<Workload, ApiError> {
-    match core.handle(Action::Start { name: name(n), spec: s }).await? {
+    match core
+        .handle(Action::Start {
+            name: name(n),
+            spec: s,
+        })
+        .await?
+    {
         ActionOutcome::Workload(w) => Ok(*w),
         other => panic!("Start answered {other:?}"),
     }
@@ -107,14 +113,24 @@ async fn get(core: &Core, n: &str) -> Result<Workload, ApiError> {
 
 async fn events(core: &Core, since: Option<u64>, n: Option<&str>) -> Vec<Event> {
     let workload = n.map(name);
-    match core.handle(Action::Events { since, workload }).await.unwrap() {
+    match core
+        .handle(Action::Events { since, workload })
+        .await
+        .unwrap()
+    {
         ActionOutcome::Events(e) => e,
         other => panic!("Events answered {other:?}"),
     }
 }
 
 async fn logs(core: &Core, n: &str, tail: Option<usize>) -> Result<Vec<LogRecord>, ApiError> {
-    match core.handle(Action::Logs { name: name(n), tail }).await? {
+    match core
+        .handle(Action::Logs {
+            name: name(n),
+            tail,
+        })
+        .await?
+    {
         ActionOutcome::Logs(l) => Ok(l),
         other => panic!("Logs answered {other:?}"),
     }
@@ -190,7 +206,11 @@ async fn start_runs_probes_and_records_events_and_revisions() {
         driver.calls(),
         [run_line(true, None, false), pid_line("launched", PID)]
     );
-    assert_eq!(driver.log()[2], pid_line("probe", PID), "detail comes from a probe");
+    assert_eq!(
+        driver.log()[2],
+        pid_line("probe", PID),
+        "detail comes from a probe"
+    );
 
     let evs = events(&core, None, Some("node")).await;
     assert_eq!(
@@ -208,12 +228,22 @@ async fn start_runs_probes_and_records_events_and_revisions() {
     // Polling keeps probing; a new answer is recorded with a new revision.
     let mut revisions = vec![w.revision];
     driver.set_probe_default(Ok("synced height 43"));
-    let w = wait_for(&core, "node", "new detail", |w| w.detail == "synced height 43").await;
+    let w = wait_for(&core, "node", "new detail", |w| {
+        w.detail == "synced height 43"
+    })
+    .await;
     revisions.push(w.revision);
     // An unchanged answer changes nothing.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(get(&core, "node").await.unwrap().revision, w.revision);
-    assert!(driver.log().iter().filter(|c| c.starts_with("probe")).count() >= 4);
+    assert!(
+        driver
+            .log()
+            .iter()
+            .filter(|c| c.starts_with("probe"))
+            .count()
+            >= 4
+    );
 
     let w = stop(&core, "node").await.unwrap();
     revisions.push(w.revision);
@@ -238,9 +268,16 @@ async fn second_start_is_idempotent_and_another_spec_conflicts() {
     assert_eq!(again.state, WorkloadState::Running);
     let bare = start(&core, "node", None).await.unwrap();
     assert_eq!(bare.pid, first.pid);
-    assert_eq!(driver.runs().len(), 1, "no second launch: {:?}", driver.calls());
+    assert_eq!(
+        driver.runs().len(),
+        1,
+        "no second launch: {:?}",
+        driver.calls()
+    );
 
-    let err = start(&core, "node", Some(spec("/bin/b"))).await.unwrap_err();
+    let err = start(&core, "node", Some(spec("/bin/b")))
+        .await
+        .unwrap_err();
     let ApiError::Conflict(msg) = &err else {
         panic!("expected a conflict, got {err:?}")
     };
@@ -274,7 +311,9 @@ async fn failed_first_launch_is_reported_and_not_retried_until_started_again() {
     driver.push_plan(Plan::Fail(why.into()));
     let core = daemon(home.path(), &driver).await;
 
-    let err = start(&core, "node", Some(spec("/bin/a"))).await.unwrap_err();
+    let err = start(&core, "node", Some(spec("/bin/a")))
+        .await
+        .unwrap_err();
     assert_eq!(err, ApiError::Workload(why.into()));
     assert_eq!(err.status(), 422);
 
@@ -302,7 +341,10 @@ async fn failed_first_launch_is_reported_and_not_retried_until_started_again() {
         driver.calls(),
         [run_line(true, None, false), format!("failed: {why}")]
     );
-    assert_eq!(get(&core, "node").await.unwrap().state, WorkloadState::Failed);
+    assert_eq!(
+        get(&core, "node").await.unwrap().state,
+        WorkloadState::Failed
+    );
 
     // Stop of a failed workload keeps it failed and calls no driver.
     let w = stop(&core, "node").await.unwrap();
@@ -315,7 +357,10 @@ async fn failed_first_launch_is_reported_and_not_retried_until_started_again() {
     assert_eq!(w.desired, DesiredState::Running);
     assert_eq!(w.pid, Some(PID));
     assert_eq!(w.detail, "healthy");
-    assert_eq!(driver.runs(), [run_line(true, None, false), run_line(true, None, false)]);
+    assert_eq!(
+        driver.runs(),
+        [run_line(true, None, false), run_line(true, None, false)]
+    );
 }
 
 #[tokio::test]
@@ -327,9 +372,10 @@ async fn crashes_back_off_doubling_to_the_cap_and_a_healthy_run_resets() {
     }
     let core = daemon(home.path(), &driver).await;
 
-    // The first launch itself succeeds, so Start succeeds.
+    // The first launch itself succeeds, so Start succeeds (the record may
+    // already show the crash).
     let w = start(&core, "node", Some(spec("/bin/a"))).await.unwrap();
-    assert_eq!(w.pid, Some(PID));
+    assert_eq!(w.desired, DesiredState::Running);
     let w = wait_for(&core, "node", "5 restarts", |w| {
         w.restarts == 5 && w.state == WorkloadState::Running
     })
@@ -341,7 +387,11 @@ async fn crashes_back_off_doubling_to_the_cap_and_a_healthy_run_resets() {
     assert_eq!(runs.len(), 6);
     assert_eq!(runs[0], run_line(true, None, false));
     for r in &runs[1..] {
-        assert_eq!(*r, run_line(false, None, false), "relaunches are not first starts");
+        assert_eq!(
+            *r,
+            run_line(false, None, false),
+            "relaunches are not first starts"
+        );
     }
 
     let expected = [10u64, 20, 40, 80, 80];
@@ -406,13 +456,14 @@ async fn crashes_back_off_doubling_to_the_cap_and_a_healthy_run_resets() {
 async fn failed_probe_kills_and_relaunches() {
     let home = tempfile::tempdir().unwrap();
     let driver = FakeDriver::new();
-    driver.push_probe(Ok("fine"));
-    driver.push_probe(Err("status call: connection refused"));
-    driver.set_probe_default(Ok("fine again"));
+    driver.set_probe_default(Ok("fine"));
     let core = daemon(home.path(), &driver).await;
 
     let w = start(&core, "node", Some(spec("/bin/a"))).await.unwrap();
     assert_eq!(w.detail, "fine");
+    // The next poll fails; later probes (of the new instance) succeed.
+    driver.push_probe(Err("status call: connection refused"));
+    driver.set_probe_default(Ok("fine again"));
     let w = wait_for(&core, "node", "relaunch", |w| {
         w.restarts == 1 && w.state == WorkloadState::Running
     })
@@ -421,20 +472,23 @@ async fn failed_probe_kills_and_relaunches() {
     assert_eq!(w.detail, "fine again");
     assert!(!driver.alive(PID), "the broken instance was killed");
 
-    let log = driver.log();
-    let head: Vec<&str> = log.iter().take(6).map(String::as_str).collect();
     assert_eq!(
-        head,
+        driver.calls(),
         [
-            run_line(true, None, false).as_str(),
-            "launched pid=100",
-            "probe pid=100",
-            "probe pid=100",
-            "kill pid=100",
-            run_line(false, None, false).as_str(),
+            run_line(true, None, false),
+            pid_line("launched", PID),
+            pid_line("kill", PID),
+            run_line(false, None, false),
+            pid_line("launched", PID + 1),
         ]
     );
-    assert!(!log.iter().any(|c| c.starts_with("stop")), "{log:?}");
+    // The kill came right after a probe of the broken instance.
+    let log = driver.log();
+    let killed = log
+        .iter()
+        .position(|c| *c == pid_line("kill", PID))
+        .unwrap();
+    assert_eq!(log[killed - 1], pid_line("probe", PID));
     let restarted = events(&core, None, Some("node"))
         .await
         .into_iter()
@@ -444,6 +498,7 @@ async fn failed_probe_kills_and_relaunches() {
         restarted.message,
         "status call: connection refused; restarting in 10 ms"
     );
+    assert_eq!(restarted.state, Some(WorkloadState::Backoff));
 }
 
 #[tokio::test]
@@ -481,7 +536,10 @@ async fn stop_stops_the_instance_once() {
             "stop pid=100".into()
         ]
     );
-    assert_eq!(get(&core, "node").await.unwrap().state, WorkloadState::Stopped);
+    assert_eq!(
+        get(&core, "node").await.unwrap().state,
+        WorkloadState::Stopped
+    );
 
     // The adoption handle is gone with the instance.
     shutdown(core, home.path()).await;
@@ -512,9 +570,12 @@ async fn stop_during_backoff_stays_stopped() {
     driver.set_fallback(Plan::Fail("still broken".into()));
     let core = daemon(home.path(), &driver).await;
     start(&core, "node", Some(spec("/bin/a"))).await.unwrap();
-    wait_for(&core, "node", "backoff after a few failed relaunches", |w| {
-        w.restarts >= 3 && w.state == WorkloadState::Backoff
-    })
+    wait_for(
+        &core,
+        "node",
+        "backoff after a few failed relaunches",
+        |w| w.restarts >= 3 && w.state == WorkloadState::Backoff,
+    )
     .await;
 
     let w = stop(&core, "node").await.unwrap();
@@ -523,7 +584,12 @@ async fn stop_during_backoff_stays_stopped() {
     assert_eq!(w.pid, None);
     let runs = driver.runs().len();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(driver.runs().len(), runs, "no relaunch after Stop: {:?}", driver.calls());
+    assert_eq!(
+        driver.runs().len(),
+        runs,
+        "no relaunch after Stop: {:?}",
+        driver.calls()
+    );
     let w = get(&core, "node").await.unwrap();
     assert_eq!(w.state, WorkloadState::Stopped);
     assert!(
@@ -532,7 +598,10 @@ async fn stop_during_backoff_stays_stopped() {
     );
     // The failed relaunches were logged and backed off.
     let notes = daemon_notes(&logs(&core, "node", None).await.unwrap());
-    assert!(notes.contains(&"launch failed: still broken".to_string()), "{notes:?}");
+    assert!(
+        notes.contains(&"launch failed: still broken".to_string()),
+        "{notes:?}"
+    );
     let restarted: Vec<String> = events(&core, None, Some("node"))
         .await
         .into_iter()
@@ -555,13 +624,18 @@ async fn start_that_hangs_times_out_and_stop_waits_for_the_launch() {
     let core = daemon(home.path(), &driver).await;
 
     let t = Instant::now();
-    let err = start(&core, "node", Some(spec("/bin/a"))).await.unwrap_err();
+    let err = start(&core, "node", Some(spec("/bin/a")))
+        .await
+        .unwrap_err();
     assert!(t.elapsed() >= Duration::from_secs(2));
     let ApiError::Workload(msg) = &err else {
         panic!("expected a workload error, got {err:?}")
     };
     assert!(msg.contains("did not come up within 2s"), "{msg}");
-    assert_eq!(get(&core, "node").await.unwrap().state, WorkloadState::Starting);
+    assert_eq!(
+        get(&core, "node").await.unwrap().state,
+        WorkloadState::Starting
+    );
 
     // Still being launched: a second Start does not launch again.
     let w = start(&core, "node", Some(spec("/bin/a"))).await.unwrap();
@@ -596,7 +670,10 @@ async fn remove_deletes_record_and_logs() {
     assert!(log_file.exists());
     assert!(!logs(&core, "node", None).await.unwrap().is_empty());
 
-    let out = core.handle(Action::Remove { name: name("node") }).await.unwrap();
+    let out = core
+        .handle(Action::Remove { name: name("node") })
+        .await
+        .unwrap();
     assert_eq!(out, ActionOutcome::Removed);
     assert_eq!(count(&driver.calls(), "stop pid=100"), 1);
     assert!(!driver.alive(PID));
@@ -689,15 +766,25 @@ async fn restart_relaunches_a_workload_that_died_meanwhile() {
     let w = get(&core, "node").await.unwrap();
     assert_eq!(w.state, WorkloadState::Running);
     assert_eq!(w.pid, Some(PID + 1));
-    assert_eq!(w.restarts, 1, "a relaunch instead of an adoption counts as a restart");
+    assert_eq!(
+        w.restarts, 1,
+        "a relaunch instead of an adoption counts as a restart"
+    );
     assert_eq!(
         driver.calls(),
-        [run_line(false, Some(PID), false), pid_line("launched", PID + 1)]
+        [
+            run_line(false, Some(PID), false),
+            pid_line("launched", PID + 1)
+        ]
     );
     let last = events(&core, None, Some("node")).await.pop().unwrap();
     assert_eq!(last.kind, EventKind::Restarted);
     assert_eq!(last.state, Some(WorkloadState::Running));
-    assert!(last.message.starts_with("was gone; relaunched"), "{}", last.message);
+    assert!(
+        last.message.starts_with("was gone; relaunched"),
+        "{}",
+        last.message
+    );
 }
 
 #[tokio::test]
@@ -785,8 +872,15 @@ async fn restart_leaves_stopped_workloads_without_handle_alone() {
     let since = events(&core, None, None).await.last().unwrap().seq;
     assert_eq!(core.adopt_all(Duration::from_secs(2)).await.unwrap(), 0);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(driver.log().is_empty(), "no driver call: {:?}", driver.log());
-    assert_eq!(get(&core, "quiet").await.unwrap().state, WorkloadState::Stopped);
+    assert!(
+        driver.log().is_empty(),
+        "no driver call: {:?}",
+        driver.log()
+    );
+    assert_eq!(
+        get(&core, "quiet").await.unwrap().state,
+        WorkloadState::Stopped
+    );
     let stale = get(&core, "stale").await.unwrap();
     assert_eq!(stale.state, WorkloadState::Stopped);
     assert_eq!(stale.pid, None);
@@ -826,10 +920,23 @@ async fn events_filter_by_since_and_workload_and_logs_hold_daemon_notes() {
     // `since` is exclusive.
     let cut = of_b[1].seq;
     let after = events(&core, Some(cut), None).await;
-    assert_eq!(after, all.iter().filter(|e| e.seq > cut).cloned().collect::<Vec<_>>());
-    assert_eq!(kinds(&events(&core, Some(cut), Some("a")).await), kinds(&of_a[2..]));
+    assert_eq!(
+        after,
+        all.iter()
+            .filter(|e| e.seq > cut)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        kinds(&events(&core, Some(cut), Some("a")).await),
+        kinds(&of_a[2..])
+    );
     assert!(events(&core, Some(cut), Some("b")).await.is_empty());
-    assert!(events(&core, Some(all.last().unwrap().seq), None).await.is_empty());
+    assert!(
+        events(&core, Some(all.last().unwrap().seq), None)
+            .await
+            .is_empty()
+    );
     assert!(events(&core, None, Some("nobody")).await.is_empty());
 
     // Logs merge the workload's output and the supervisor's notes.
@@ -849,4 +956,56 @@ async fn events_filter_by_since_and_workload_and_logs_hold_daemon_notes() {
         logs(&core, "nobody", None).await.unwrap_err(),
         ApiError::NotFound("nobody".into())
     );
+}
+
+#[tokio::test]
+async fn start_while_restart_still_stops_the_adopted_workload() {
+    let home = tempfile::tempdir().unwrap();
+    let driver = FakeDriver::new();
+    let core = daemon(home.path(), &driver).await;
+    start(&core, "node", Some(spec("/bin/a"))).await.unwrap();
+    shutdown(core, home.path()).await;
+    {
+        let store = open_store(home.path()).await;
+        store
+            .update(&name("node"), |r| {
+                let mut r = r?;
+                r.workload.desired = DesiredState::Stopped;
+                Some((r, None))
+            })
+            .unwrap()
+            .unwrap();
+    }
+    let gate = Arc::new(Notify::new());
+    driver.set_stop_gate(gate.clone());
+    driver.clear_log();
+
+    let core = daemon(home.path(), &driver).await;
+    core.adopt_all(Duration::from_secs(2)).await.unwrap();
+    wait_calls(&driver, "the stop of the adopted instance", |c| {
+        c.contains(&pid_line("stop", PID))
+    })
+    .await;
+    // The user starts the workload while the new daemon is still stopping it.
+    let starter = tokio::spawn({
+        let core = core.clone();
+        async move { start(&core, "node", None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gate.notify_one();
+    let w = tokio::time::timeout(Duration::from_secs(5), starter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.desired, DesiredState::Running, "{w:#?}");
+    assert_eq!(w.state, WorkloadState::Running, "{w:#?}");
+    assert_eq!(w.pid, Some(PID + 1));
+    // And it stays running: the adopt-and-stop supervisor does not overwrite it.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let w = get(&core, "node").await.unwrap();
+    assert_eq!(w.state, WorkloadState::Running, "{w:#?}");
+    assert_eq!(w.pid, Some(PID + 1));
+    assert!(driver.alive(PID + 1));
+    assert!(!driver.alive(PID));
 }

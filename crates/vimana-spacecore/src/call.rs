@@ -83,8 +83,15 @@ pub async fn call_once(
 /// A gRPC status as one sentence; a broken connection says the plugin crashed.
 pub(crate) fn describe_status(s: &tonic::Status) -> String {
     match s.code() {
-        tonic::Code::Unavailable | tonic::Code::Unknown if s.message().contains("transport") || s.message().contains("connection") || s.message().contains("broken pipe") => {
-            format!("the plugin closed the connection mid-call (did it crash? see its stderr): {}", s.message())
+        tonic::Code::Unavailable | tonic::Code::Unknown
+            if s.message().contains("transport")
+                || s.message().contains("connection")
+                || s.message().contains("broken pipe") =>
+        {
+            format!(
+                "the plugin closed the connection mid-call (did it crash? see its stderr): {}",
+                s.message()
+            )
         }
         code => format!("{code:?}: {}", s.message()),
     }

@@ -52,10 +52,14 @@ pub fn check_plugin_path(path: &str) -> Result<(), String> {
     let meta = std::fs::metadata(p)
         .map_err(|_| format!("plugin {path} does not exist; check the path"))?;
     if !meta.is_file() {
-        return Err(format!("plugin {path} is not a file; give the plugin executable"));
+        return Err(format!(
+            "plugin {path} is not a file; give the plugin executable"
+        ));
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err(format!("plugin {path} is not executable; run `chmod +x {path}`"));
+        return Err(format!(
+            "plugin {path} is not executable; run `chmod +x {path}`"
+        ));
     }
     Ok(())
 }
@@ -78,15 +82,24 @@ impl Driver for SpacecoreDriver {
             match adopt(&ctx, h, &files).await {
                 Ok(i) => return Ok(i),
                 Err(e) if ctx.adopt_only => return Err(e),
-                Err(e) => ctx.logs.daemon(format!("cannot re-adopt, launching anew: {e}")),
+                Err(e) => ctx
+                    .logs
+                    .daemon(format!("cannot re-adopt, launching anew: {e}")),
             }
         }
-        files
-            .reset()
-            .map_err(|e| DriverError::new(format!("cannot prepare log files in {}: {e}", ctx.log_dir.display())))?;
+        files.reset().map_err(|e| {
+            DriverError::new(format!(
+                "cannot prepare log files in {}: {e}",
+                ctx.log_dir.display()
+            ))
+        })?;
         let mut cfg = LaunchConfig::new(&spec.plugin, crate::handshake());
         cfg.args = spec.args.clone();
-        cfg.env = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        cfg.env = spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         cfg.start_timeout = spec
             .start_timeout_ms
             .map(Duration::from_millis)
@@ -97,8 +110,18 @@ impl Driver for SpacecoreDriver {
         };
         cfg.detach = true;
         let pumps = vec![
-            pump::spawn(files.stdout.clone(), LogStream::Stdout, ctx.logs.clone(), true),
-            pump::spawn(files.stderr.clone(), LogStream::Stderr, ctx.logs.clone(), false),
+            pump::spawn(
+                files.stdout.clone(),
+                LogStream::Stdout,
+                ctx.logs.clone(),
+                true,
+            ),
+            pump::spawn(
+                files.stderr.clone(),
+                LogStream::Stderr,
+                ctx.logs.clone(),
+                false,
+            ),
         ];
         let client = match vimana_goplugin::launch(cfg).await {
             Ok(c) => c,
@@ -109,7 +132,11 @@ impl Driver for SpacecoreDriver {
                 return Err(DriverError::new(e.to_string()));
             }
         };
-        ctx.logs.daemon(format!("plugin {} launched (pid {})", spec.plugin, client.pid()));
+        ctx.logs.daemon(format!(
+            "plugin {} launched (pid {})",
+            spec.plugin,
+            client.pid()
+        ));
         let mut rpc = ScPluginClient::new(client.channel());
         let result = if ctx.first_start {
             start(&mut rpc, &id).await
@@ -121,7 +148,9 @@ impl Driver for SpacecoreDriver {
             pumps.iter().for_each(|p| p.abort());
             return Err(DriverError::new(format!("plugin {}: {e}", spec.plugin)));
         }
-        Ok(Box::new(SpacecoreInstance::new(client, id, ctx.logs, pumps, false).await))
+        Ok(Box::new(
+            SpacecoreInstance::new(client, id, ctx.logs, pumps, false).await,
+        ))
     }
 }
 
@@ -142,8 +171,18 @@ async fn adopt(
         }
     };
     let pumps = vec![
-        pump::spawn(files.stdout.clone(), LogStream::Stdout, ctx.logs.clone(), true),
-        pump::spawn(files.stderr.clone(), LogStream::Stderr, ctx.logs.clone(), false),
+        pump::spawn(
+            files.stdout.clone(),
+            LogStream::Stdout,
+            ctx.logs.clone(),
+            true,
+        ),
+        pump::spawn(
+            files.stderr.clone(),
+            LogStream::Stderr,
+            ctx.logs.clone(),
+            false,
+        ),
     ];
     let id = ctx.name.to_string();
     if !ctx.adopt_only {
@@ -155,22 +194,28 @@ async fn adopt(
         }
     }
     ctx.logs.daemon(format!("re-adopted plugin (pid {pid})"));
-    Ok(Box::new(SpacecoreInstance::new(client, id, ctx.logs.clone(), pumps, true).await))
+    Ok(Box::new(
+        SpacecoreInstance::new(client, id, ctx.logs.clone(), pumps, true).await,
+    ))
 }
 
 type Rpc = ScPluginClient<tonic::transport::Channel>;
 
 async fn start(rpc: &mut Rpc, id: &str) -> Result<String, String> {
-    rpc.start(StartRequest { plugin_id: id.into() })
-        .await
-        .map(|r| r.into_inner().status)
-        .map_err(|s| format!("Start failed: {}", crate::call::describe_status(&s)))
+    rpc.start(StartRequest {
+        plugin_id: id.into(),
+    })
+    .await
+    .map(|r| r.into_inner().status)
+    .map_err(|s| format!("Start failed: {}", crate::call::describe_status(&s)))
 }
 
 /// Status first; Start only if the workload does not run.
 async fn ensure_started(rpc: &mut Rpc, id: &str) -> Result<String, String> {
     let status = rpc
-        .status(StatusRequest { plugin_id: id.into() })
+        .status(StatusRequest {
+            plugin_id: id.into(),
+        })
         .await
         .map(|r| r.into_inner().status)
         .map_err(|s| format!("Status failed: {}", crate::call::describe_status(&s)))?;

@@ -60,7 +60,10 @@ impl SpacecoreInstance {
 
     /// Appends the lines of a Logs answer not seen in the previous answer.
     fn merge_logs(&self, lines: Vec<String>) {
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let new = new_suffix(&seen, &lines);
         for l in &lines[lines.len() - new..] {
             self.sink.line(LogStream::Plugin, None, l.clone());
@@ -102,12 +105,25 @@ impl Instance for SpacecoreInstance {
     async fn probe(&self) -> Result<String, DriverError> {
         let status = self
             .rpc()
-            .status(StatusRequest { plugin_id: self.id.clone() })
+            .status(StatusRequest {
+                plugin_id: self.id.clone(),
+            })
             .await
-            .map_err(|s| DriverError::new(format!("Status failed: {}", crate::call::describe_status(&s))))?
+            .map_err(|s| {
+                DriverError::new(format!(
+                    "Status failed: {}",
+                    crate::call::describe_status(&s)
+                ))
+            })?
             .into_inner()
             .status;
-        if let Ok(r) = self.rpc().logs(LogsRequest { plugin_id: self.id.clone() }).await {
+        if let Ok(r) = self
+            .rpc()
+            .logs(LogsRequest {
+                plugin_id: self.id.clone(),
+            })
+            .await
+        {
             self.merge_logs(r.into_inner().logs);
         }
         Ok(status)
@@ -118,10 +134,18 @@ impl Instance for SpacecoreInstance {
     }
 
     async fn stop(&self) -> Result<(), DriverError> {
-        let stop = self.rpc().stop(StopRequest { plugin_id: self.id.clone() }).await;
+        let stop = self
+            .rpc()
+            .stop(StopRequest {
+                plugin_id: self.id.clone(),
+            })
+            .await;
         let shut = self.client.shutdown().await;
         if let Err(s) = stop {
-            return Err(DriverError::new(format!("Stop failed: {}", crate::call::describe_status(&s))));
+            return Err(DriverError::new(format!(
+                "Stop failed: {}",
+                crate::call::describe_status(&s)
+            )));
         }
         shut.map_err(|e| DriverError::new(e.to_string()))
     }

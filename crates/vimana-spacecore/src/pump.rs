@@ -64,7 +64,12 @@ fn saved_offset(p: &Path) -> u64 {
 /// The raw file is emptied once everything in it was copied and it grew
 /// past [`RAW_MAX`] (the plugin appends, so it simply continues at the new
 /// end); the merged log has its own rotation.
-pub(crate) fn spawn(file: PathBuf, stream: LogStream, sink: LogSink, skip_first: bool) -> JoinHandle<()> {
+pub(crate) fn spawn(
+    file: PathBuf,
+    stream: LogStream,
+    sink: LogSink,
+    skip_first: bool,
+) -> JoinHandle<()> {
     spawn_with(file, stream, sink, skip_first, RAW_MAX)
 }
 
@@ -152,7 +157,11 @@ mod tests {
         let book = LogBook::new(dir.path().join("logs"), Default::default()).unwrap();
         let name = WorkloadName::new("w").unwrap();
         let raw = dir.path().join("w.stderr");
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&raw).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&raw)
+            .unwrap();
         writeln!(f, r#"{{"@level":"info","@message":"hello"}}"#).unwrap();
         writeln!(f, "plain {}", "x".repeat(200)).unwrap();
         let task = spawn_with(raw.clone(), LogStream::Stderr, book.sink(&name), false, 100);

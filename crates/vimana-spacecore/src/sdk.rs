@@ -40,25 +40,37 @@ impl<S: Spacecore> ScPlugin for Service<S> {
     async fn start(&self, r: Request<StartRequest>) -> Result<Response<StartResponse>, Status> {
         let id = r.into_inner().plugin_id;
         let status = self.0.start(&id).await.map_err(internal)?;
-        Ok(Response::new(StartResponse { plugin_id: id, status }))
+        Ok(Response::new(StartResponse {
+            plugin_id: id,
+            status,
+        }))
     }
 
     async fn stop(&self, r: Request<StopRequest>) -> Result<Response<StopResponse>, Status> {
         let id = r.into_inner().plugin_id;
         let status = self.0.stop(&id).await.map_err(internal)?;
-        Ok(Response::new(StopResponse { plugin_id: id, status }))
+        Ok(Response::new(StopResponse {
+            plugin_id: id,
+            status,
+        }))
     }
 
     async fn logs(&self, r: Request<LogsRequest>) -> Result<Response<LogsResponse>, Status> {
         let id = r.into_inner().plugin_id;
         let logs = self.0.logs(&id).await.map_err(internal)?;
-        Ok(Response::new(LogsResponse { plugin_id: id, logs }))
+        Ok(Response::new(LogsResponse {
+            plugin_id: id,
+            logs,
+        }))
     }
 
     async fn status(&self, r: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let id = r.into_inner().plugin_id;
         let status = self.0.status(&id).await.map_err(internal)?;
-        Ok(Response::new(StatusResponse { plugin_id: id, status }))
+        Ok(Response::new(StatusResponse {
+            plugin_id: id,
+            status,
+        }))
     }
 }
 

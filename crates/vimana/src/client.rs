@@ -113,10 +113,9 @@ impl Client {
             req = req.header(http::header::CONTENT_TYPE, "application/json");
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        sender
-            .send_request(req)
-            .await
-            .context("the daemon closed the connection; see its log under VIMANA_HOME/logs/daemon.log")
+        sender.send_request(req).await.context(
+            "the daemon closed the connection; see its log under VIMANA_HOME/logs/daemon.log",
+        )
     }
 
     /// One request; JSON in and out; problem details become [`ProblemError`].
@@ -136,11 +135,17 @@ impl Client {
         if status == StatusCode::NO_CONTENT || bytes.is_empty() {
             return Ok(None);
         }
-        Ok(Some(serde_json::from_slice(&bytes).context("the daemon sent JSON this CLI does not understand; are both the same version?")?))
+        Ok(Some(serde_json::from_slice(&bytes).context(
+            "the daemon sent JSON this CLI does not understand; are both the same version?",
+        )?))
     }
 
     /// A streaming NDJSON request: `f` gets each item until the stream ends.
-    pub async fn stream<T: DeserializeOwned>(&self, path: &str, mut f: impl FnMut(T)) -> Result<()> {
+    pub async fn stream<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        mut f: impl FnMut(T),
+    ) -> Result<()> {
         let resp = self.send(Method::GET, path, None).await?;
         let status = resp.status();
         let mut body = resp.into_body();
@@ -163,7 +168,6 @@ impl Client {
         }
         Ok(())
     }
-
 }
 
 fn problem(status: StatusCode, body: &[u8]) -> ProblemError {
@@ -172,7 +176,10 @@ fn problem(status: StatusCode, body: &[u8]) -> ProblemError {
             "unknown",
             status.canonical_reason().unwrap_or("error"),
             status.as_u16(),
-            format!("the daemon answered {status}: {}", String::from_utf8_lossy(body)),
+            format!(
+                "the daemon answered {status}: {}",
+                String::from_utf8_lossy(body)
+            ),
         )
     }))
 }

@@ -58,8 +58,12 @@ impl Config {
     /// Reads the file; a missing file is the default configuration.
     pub fn load(path: &Path) -> Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .with_context(|| format!("{} is not a valid vimana config; fix it or delete it and run `vimana init`", path.display())),
+            Ok(text) => toml::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a valid vimana config; fix it or delete it and run `vimana init`",
+                    path.display()
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }

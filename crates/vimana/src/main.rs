@@ -4,8 +4,8 @@
 
 mod cli;
 mod client;
-mod config;
 mod cmd;
+mod config;
 mod daemon;
 mod home;
 mod output;
@@ -29,7 +29,10 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -101,7 +101,10 @@ pub fn event(format: OutputFormat, e: &Event) {
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default();
-    println!("{:>6} {} {:<20} {:<13} {:<9} {}", e.seq, e.time, e.workload, kind, state, e.message);
+    println!(
+        "{:>6} {} {:<20} {:<13} {:<9} {}",
+        e.seq, e.time, e.workload, kind, state, e.message
+    );
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -22,7 +22,8 @@ trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
 fn unix(env: &Env) -> std::os::unix::net::UnixStream {
-    let s = std::os::unix::net::UnixStream::connect(env.home().join("vimanad.sock")).expect("connect");
+    let s =
+        std::os::unix::net::UnixStream::connect(env.home().join("vimanad.sock")).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     s
 }
@@ -31,7 +32,10 @@ fn unix(env: &Env) -> std::os::unix::net::UnixStream {
 fn socket_is_private_and_lock_is_exclusive() {
     let env = Env::new();
     env.ok(&["status"]);
-    let mode = std::fs::metadata(env.home().join("vimanad.sock")).expect("socket").permissions().mode();
+    let mode = std::fs::metadata(env.home().join("vimanad.sock"))
+        .expect("socket")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let out = env.run(&["daemon"]);
     assert!(!out.status.success());
@@ -44,7 +48,10 @@ fn socket_is_private_and_lock_is_exclusive() {
     // --no-autostart with no daemon is a clear error
     env.kill_daemon();
     let err = env.fails(&["--no-autostart", "status"]);
-    assert!(err.contains("does not answer") && err.contains("vimana daemon"), "{err}");
+    assert!(
+        err.contains("does not answer") && err.contains("vimana daemon"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -52,17 +59,26 @@ fn api_errors_are_problem_details() {
     let env = Env::new();
     env.ok(&["status"]);
     let body = "{not json";
-    let resp = raw_http(&mut unix(&env), &format!(
-        "PUT /v1/workloads/x HTTP/1.1\r\nHost: v\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    ));
+    let resp = raw_http(
+        &mut unix(&env),
+        &format!(
+            "PUT /v1/workloads/x HTTP/1.1\r\nHost: v\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
-    assert!(resp.contains("\"type\"") && resp.contains("\"title\"") && resp.contains("\"detail\""), "{resp}");
+    assert!(
+        resp.contains("\"type\"") && resp.contains("\"title\"") && resp.contains("\"detail\""),
+        "{resp}"
+    );
     let body = r#"{"spec":{"kind":"spacecore","plugin":"/bin/true","bogus":1}}"#;
-    let resp = raw_http(&mut unix(&env), &format!(
-        "PUT /v1/workloads/x HTTP/1.1\r\nHost: v\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    ));
+    let resp = raw_http(
+        &mut unix(&env),
+        &format!(
+            "PUT /v1/workloads/x HTTP/1.1\r\nHost: v\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
     assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
     assert!(resp.contains("bogus"), "{resp}");
     let big = "x".repeat(2 * 1024 * 1024);
@@ -75,11 +91,21 @@ fn api_errors_are_problem_details() {
     let _ = s.write_all(big.as_bytes());
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
-    assert!(resp.starts_with("HTTP/1.1 413"), "{}", &resp[..resp.len().min(300)]);
+    assert!(
+        resp.starts_with("HTTP/1.1 413"),
+        "{}",
+        &resp[..resp.len().min(300)]
+    );
     // the daemon is still fine
     env.ok(&["status"]);
-    let doc = raw_http(&mut unix(&env), "GET /openapi.json HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n");
-    assert!(doc.contains("\"openapi\"") && doc.contains("/v1/workloads/{name}/logs"), "{doc}");
+    let doc = raw_http(
+        &mut unix(&env),
+        "GET /openapi.json HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        doc.contains("\"openapi\"") && doc.contains("/v1/workloads/{name}/logs"),
+        "{doc}"
+    );
 }
 
 #[test]
@@ -101,13 +127,19 @@ fn tcp_listener_requires_the_token() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let token_path = env.home().join("token");
-    let mode = std::fs::metadata(&token_path).expect("token").permissions().mode();
+    let mode = std::fs::metadata(&token_path)
+        .expect("token")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let token = std::fs::read_to_string(token_path).expect("token");
     let get = |auth: &str| {
         let mut s = connect().expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        raw_http(&mut s, &format!("GET /v1/workloads HTTP/1.1\r\nHost: v\r\n{auth}Connection: close\r\n\r\n"))
+        raw_http(
+            &mut s,
+            &format!("GET /v1/workloads HTTP/1.1\r\nHost: v\r\n{auth}Connection: close\r\n\r\n"),
+        )
     };
     assert!(get("").starts_with("HTTP/1.1 401"));
     assert!(get("Authorization: Bearer wrong\r\n").starts_with("HTTP/1.1 401"));
@@ -122,19 +154,41 @@ fn init_reports_and_writes_config() {
     let env = Env::new();
     std::fs::remove_file(env.home().join("config.toml")).expect("rm config");
     let v = env.json(&["init"]);
-    let names: Vec<&str> = v["checks"].as_array().expect("checks").iter().filter_map(|c| c["name"].as_str()).collect();
-    for n in ["cpu", "memory", "disk", "kvm", "tun", "vsock", "cgroup-v2", "qemu-system-x86_64", "firecracker", "cloud-hypervisor"] {
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for n in [
+        "cpu",
+        "memory",
+        "disk",
+        "kvm",
+        "tun",
+        "vsock",
+        "cgroup-v2",
+        "qemu-system-x86_64",
+        "firecracker",
+        "cloud-hypervisor",
+    ] {
         assert!(names.contains(&n), "missing {n} in {names:?}");
     }
     for c in v["checks"].as_array().expect("checks") {
         if c["ok"] == false {
-            assert!(c["hint"].as_str().is_some_and(|h| !h.is_empty()), "no hint: {c}");
+            assert!(
+                c["hint"].as_str().is_some_and(|h| !h.is_empty()),
+                "no hint: {c}"
+            );
         }
     }
     let cfg = std::fs::read_to_string(env.home().join("config.toml")).expect("config");
     assert!(cfg.contains("[host]") && cfg.contains("[daemon]"), "{cfg}");
     let table = env.ok(&["init"]);
-    assert!(table.contains("CHECK") && (table.contains('✓') || table.contains('✗')), "{table}");
+    assert!(
+        table.contains("CHECK") && (table.contains('✓') || table.contains('✗')),
+        "{table}"
+    );
     assert!(table.contains("--force"), "{table}");
 }
 

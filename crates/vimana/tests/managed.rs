@@ -13,7 +13,9 @@ fn running(w: &Value) -> bool {
 
 #[test]
 fn go_spacecore_managed_lifecycle() {
-    let Some(go) = common::go_spacecore() else { return };
+    let Some(go) = common::go_spacecore() else {
+        return;
+    };
     let env = Env::new();
     let go = go.to_string_lossy().to_string();
     let state_dir = env.home().join("sc");
@@ -34,19 +36,30 @@ fn go_spacecore_managed_lifecycle() {
     env.ok(&["start", "gocore"]);
     assert_eq!(env.workload("gocore")["pid"].as_i64(), Some(pid as i64));
     let err = env.fails(&["start", "gocore", "--plugin", &go]);
-    assert!(err.contains("already running with a different spec"), "{err}");
+    assert!(
+        err.contains("already running with a different spec"),
+        "{err}"
+    );
 
     // Merged logs: hclog records from stderr and Logs RPC lines.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let logs = env.ok(&["logs", "gocore", "-o", "json"]);
-        let recs: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        let hclog = recs.iter().any(|r| r["stream"] == "hclog" && r["level"] == "info");
+        let recs: Vec<Value> = logs
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let hclog = recs
+            .iter()
+            .any(|r| r["stream"] == "hclog" && r["level"] == "info");
         let plugin = recs.iter().any(|r| r["stream"] == "plugin");
         if hclog && plugin {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "logs incomplete: {logs}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "logs incomplete: {logs}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let tail = env.ok(&["logs", "gocore", "--tail", "2"]);
@@ -88,7 +101,8 @@ fn crashed_plugin_is_relaunched_without_a_second_start() {
     });
     assert!(common::alive(w["pid"].as_i64().expect("pid") as i32));
     // Status said running, so the relaunched plugin did not Start again.
-    let child_after = std::fs::read_to_string(env.home().join("rs/counter.pid")).expect("child pid");
+    let child_after =
+        std::fs::read_to_string(env.home().join("rs/counter.pid")).expect("child pid");
     assert_eq!(child, child_after);
     let events = env.ok(&["events", "counter", "-o", "json"]);
     assert!(events.contains("restarted"), "{events}");
@@ -116,7 +130,14 @@ fn faults_leave_the_store_consistent() {
     assert!(w["pid"].is_null());
     // silent plugin: start timeout
     let p = common::script(env.home(), "silent", "sleep 30");
-    let err = env.fails(&["start", "quiet", "--plugin", &p.to_string_lossy(), "--start-timeout", "0.5"]);
+    let err = env.fails(&[
+        "start",
+        "quiet",
+        "--plugin",
+        &p.to_string_lossy(),
+        "--start-timeout",
+        "0.5",
+    ]);
     assert!(err.contains("handshake"), "{err}");
     assert_eq!(env.workload("quiet")["state"], "failed");
     // everything can be removed

@@ -8,7 +8,9 @@ use common::{Env, script};
 
 #[test]
 fn go_spacecore_one_shot_calls() {
-    let Some(go) = common::go_spacecore() else { return };
+    let Some(go) = common::go_spacecore() else {
+        return;
+    };
     let env = Env::new();
     let state = env.home().join("go-state");
     let go = go.to_string_lossy().to_string();
@@ -18,7 +20,11 @@ fn go_spacecore_one_shot_calls() {
             .env("SC_STATE_DIR", &state)
             .output()
             .expect("run");
-        assert!(out.status.success(), "{call}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{call}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     // Each call is a fresh plugin process: the Go fixture keeps no state
@@ -36,8 +42,16 @@ fn rust_example_one_shot_calls_control_a_real_child() {
     let state = env.home().join("rs-state");
     let b = bin.to_string_lossy().to_string();
     let run = |call: &str| {
-        let out = env.cmd(&["plugin", &b, call]).env("SC_STATE_DIR", &state).output().expect("run");
-        assert!(out.status.success(), "{call}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = env
+            .cmd(&["plugin", &b, call])
+            .env("SC_STATE_DIR", &state)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{call}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert_eq!(run("status"), "stopped");
@@ -60,7 +74,10 @@ fn missing_and_non_executable_plugins() {
     let file = env.home().join("plain");
     std::fs::write(&file, "x").expect("write");
     let err = env.fails(&["plugin", &file.to_string_lossy(), "status"]);
-    assert!(err.contains("not executable") && err.contains("chmod +x"), "{err}");
+    assert!(
+        err.contains("not executable") && err.contains("chmod +x"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -68,7 +85,13 @@ fn silent_plugin_times_out() {
     let env = Env::new();
     let p = script(env.home(), "silent", "sleep 30");
     let t0 = std::time::Instant::now();
-    let err = env.fails(&["plugin", &p.to_string_lossy(), "status", "--start-timeout", "0.5"]);
+    let err = env.fails(&[
+        "plugin",
+        &p.to_string_lossy(),
+        "status",
+        "--start-timeout",
+        "0.5",
+    ]);
     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
     assert!(err.contains("handshake"), "{err}");
 }
@@ -76,7 +99,11 @@ fn silent_plugin_times_out() {
 #[test]
 fn garbage_handshake_is_quoted() {
     let env = Env::new();
-    let p = script(env.home(), "garbage", "echo 'hello I am not a plugin'; sleep 5");
+    let p = script(
+        env.home(),
+        "garbage",
+        "echo 'hello I am not a plugin'; sleep 5",
+    );
     let err = env.fails(&["plugin", &p.to_string_lossy(), "status"]);
     assert!(err.contains("hello I am not a plugin"), "{err}");
 }
@@ -84,14 +111,20 @@ fn garbage_handshake_is_quoted() {
 #[test]
 fn netrpc_is_refused() {
     let env = Env::new();
-    let p = script(env.home(), "netrpc", "echo '1|1|unix|/tmp/none.sock|netrpc|'; sleep 5");
+    let p = script(
+        env.home(),
+        "netrpc",
+        "echo '1|1|unix|/tmp/none.sock|netrpc|'; sleep 5",
+    );
     let err = env.fails(&["plugin", &p.to_string_lossy(), "status"]);
     assert!(err.contains("netrpc") && err.contains("gRPC"), "{err}");
 }
 
 #[test]
 fn wrong_cookie_shows_plugin_stderr() {
-    let Some(go) = common::go_spacecore() else { return };
+    let Some(go) = common::go_spacecore() else {
+        return;
+    };
     let env = Env::new();
     let out = env
         .cmd(&["plugin", &go.to_string_lossy(), "status"])
@@ -105,7 +138,9 @@ fn wrong_cookie_shows_plugin_stderr() {
 
 #[test]
 fn plugin_crashing_mid_call() {
-    let Some(go) = common::go_spacecore() else { return };
+    let Some(go) = common::go_spacecore() else {
+        return;
+    };
     let env = Env::new();
     let out = env
         .cmd(&["plugin", &go.to_string_lossy(), "status"])

@@ -25,7 +25,9 @@ fn count_procs(exe: &str) -> usize {
 
 #[test]
 fn daemon_kill9_then_readopt() {
-    let Some(go) = common::go_spacecore() else { return };
+    let Some(go) = common::go_spacecore() else {
+        return;
+    };
     let env = Env::new();
     // A private copy so counting processes by executable is exact.
     let go_copy = env.home().join("go-spacecore");
@@ -47,11 +49,18 @@ fn daemon_kill9_then_readopt() {
     for p in &before {
         assert!(common::alive(*p as i32), "plugin {p} died with the daemon");
     }
-    assert!(env.home().join("vimanad.sock").exists(), "stale socket expected");
+    assert!(
+        env.home().join("vimanad.sock").exists(),
+        "stale socket expected"
+    );
     // The next CLI call starts a new daemon, which re-adopts both.
     for (name, pid) in ["chatty", "counter"].iter().zip(&before) {
         let w = env.wait_for(name, "re-adoption", |w| w["state"] == "running");
-        assert_eq!(w["pid"].as_i64(), Some(*pid), "{name} was relaunched, not adopted");
+        assert_eq!(
+            w["pid"].as_i64(),
+            Some(*pid),
+            "{name} was relaunched, not adopted"
+        );
         assert_eq!(w["restarts"], 0);
     }
     assert_ne!(env.daemon_pid(), Some(daemon));

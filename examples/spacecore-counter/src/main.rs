@@ -19,16 +19,27 @@ struct Counter;
 fn state_dir(id: &str) -> PathBuf {
     match std::env::var_os("SC_STATE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => std::env::temp_dir().join(format!("spacecore-counter-{}", if id.is_empty() { "default" } else { id })),
+        None => std::env::temp_dir().join(format!(
+            "spacecore-counter-{}",
+            if id.is_empty() { "default" } else { id }
+        )),
     }
 }
 
 fn running_pid(dir: &std::path::Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(dir.join("counter.pid")).ok()?.trim().parse().ok()?;
+    let pid: i32 = std::fs::read_to_string(dir.join("counter.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     // SAFETY: kill with signal 0 only checks that the process exists.
     let alive = unsafe { libc::kill(pid, 0) } == 0;
     let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true);
     (alive && !zombie).then_some(pid)
 }
@@ -69,7 +80,12 @@ impl Spacecore for Counter {
     }
 
     async fn status(&self, id: &str) -> Result<String, SpacecoreError> {
-        Ok(if running_pid(&state_dir(id)).is_some() { "running" } else { "stopped" }.into())
+        Ok(if running_pid(&state_dir(id)).is_some() {
+            "running"
+        } else {
+            "stopped"
+        }
+        .into())
     }
 
     async fn logs(&self, id: &str) -> Result<Vec<String>, SpacecoreError> {

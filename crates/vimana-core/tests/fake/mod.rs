@@ -44,6 +44,7 @@ struct State {
     /// Every process ever launched: `true` once it has exited.
     procs: Mutex<HashMap<u32, watch::Sender<bool>>>,
     stop_fails: Mutex<Option<String>>,
+    stop_gate: Mutex<Option<Arc<Notify>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -90,6 +91,7 @@ impl FakeDriver {
                 next_pid: Mutex::new(FIRST_PID),
                 procs: Mutex::default(),
                 stop_fails: Mutex::default(),
+                stop_gate: Mutex::default(),
             }),
         }
     }
@@ -124,6 +126,11 @@ impl FakeDriver {
         *lock(&self.state.stop_fails) = Some(message.to_string());
     }
 
+    /// Makes `stop()` block until `gate` is notified (once per call).
+    pub fn set_stop_gate(&self, gate: Arc<Notify>) {
+        *lock(&self.state.stop_gate) = Some(gate);
+    }
+
     /// Lets process `pid` exit (its `exited()` resolves).
     pub fn exit(&self, pid: u32) {
         self.state.record(format!("exit pid={pid}"));
@@ -137,7 +144,10 @@ impl FakeDriver {
 
     /// Every call so far, oldest first.
     pub fn log(&self) -> Vec<String> {
-        lock(&self.state.log).iter().map(|(_, s)| s.clone()).collect()
+        lock(&self.state.log)
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     /// Every call so far with the time it was made.
@@ -282,6 +292,11 @@ impl Instance for FakeInstance {
 
     async fn stop(&self) -> Result<(), DriverError> {
         self.state.record(format!("stop pid={}", self.pid));
+        let gate = lock(&self.state.stop_gate).clone();
+        if let Some(gate) = gate {
+            gate.notified().await;
+            self.state.record(format!("stopped pid={}", self.pid));
+        }
         let fails = lock(&self.state.stop_fails).clone();
         match fails {
             Some(message) => Err(DriverError::new(message)),

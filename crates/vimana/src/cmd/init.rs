@@ -22,7 +22,11 @@ pub async fn run(home: &Home, force: bool, out: OutputFormat) -> Result<ExitCode
     let written = if exists && !force {
         false
     } else {
-        let mut config = if exists { Config::load(&path).unwrap_or_default() } else { Config::default() };
+        let mut config = if exists {
+            Config::load(&path).unwrap_or_default()
+        } else {
+            Config::default()
+        };
         config.host = facts(&checks);
         let text = toml::to_string_pretty(&config)?;
         let body = format!("# Written by `vimana init`; edit [daemon] freely.\n{text}");
@@ -41,7 +45,10 @@ pub async fn run(home: &Home, force: bool, out: OutputFormat) -> Result<ExitCode
     if written {
         println!("\nwrote {}", path.display());
     } else {
-        println!("\n{} exists; kept it (use --force to overwrite)", path.display());
+        println!(
+            "\n{} exists; kept it (use --force to overwrite)",
+            path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -70,7 +77,11 @@ fn print_table(checks: &[Check]) {
     }
     t.set_header(vec!["", "CHECK", "FOUND", "HINT"]);
     for c in checks {
-        let mark = if c.ok { Cell::new("✓") } else { Cell::new("✗") };
+        let mark = if c.ok {
+            Cell::new("✓")
+        } else {
+            Cell::new("✗")
+        };
         let mark = match (tty, c.ok) {
             (false, _) => mark,
             (true, true) => mark.fg(Color::Green),

@@ -27,18 +27,26 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             args,
             env,
             start_timeout,
-        } => workloads::start(&client(), out, workloads::StartArgs {
-            name,
-            plugin,
-            args,
-            env,
-            start_timeout,
-        })
-        .await,
+        } => {
+            workloads::start(
+                &client(),
+                out,
+                workloads::StartArgs {
+                    name,
+                    plugin,
+                    args,
+                    env,
+                    start_timeout,
+                },
+            )
+            .await
+        }
         Command::Stop { name } => workloads::stop(&client(), out, &name).await,
         Command::Rm { name } => workloads::rm(&client(), &name).await,
         Command::Status { name } => workloads::status(&client(), out, name.as_deref()).await,
-        Command::Logs { name, follow, tail } => logs::logs(&client(), out, &name, follow, tail).await,
+        Command::Logs { name, follow, tail } => {
+            logs::logs(&client(), out, &name, follow, tail).await
+        }
         Command::Events {
             name,
             follow,

@@ -29,7 +29,9 @@ pub async fn run(
         PluginCall::Status => Call::Status,
         PluginCall::Logs => Call::Logs,
     };
-    let answer = vimana_spacecore::call_once(path, &id, call, Duration::from_secs_f64(start_timeout)).await?;
+    let answer =
+        vimana_spacecore::call_once(path, &id, call, Duration::from_secs_f64(start_timeout))
+            .await?;
     match (out, answer) {
         (OutputFormat::Json, CallOutput::Status(s)) => {
             crate::output::json(&serde_json::json!({ "status": s }))?

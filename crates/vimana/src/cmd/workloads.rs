@@ -53,7 +53,11 @@ pub async fn start(client: &Client, out: OutputFormat, a: StartArgs) -> Result<E
         None => None,
     };
     let w: Option<Workload> = client
-        .call(Method::PUT, &format!("/v1/workloads/{name}"), Some(&StartRequest { spec }))
+        .call(
+            Method::PUT,
+            &format!("/v1/workloads/{name}"),
+            Some(&StartRequest { spec }),
+        )
         .await?;
     if let Some(w) = w {
         output::workloads(out, std::slice::from_ref(&w))?;
@@ -64,7 +68,11 @@ pub async fn start(client: &Client, out: OutputFormat, a: StartArgs) -> Result<E
 pub async fn stop(client: &Client, out: OutputFormat, name: &str) -> Result<ExitCode> {
     let name = super::name(name)?;
     let w: Option<Workload> = client
-        .call(Method::POST, &format!("/v1/workloads/{name}/stop"), None::<&()>)
+        .call(
+            Method::POST,
+            &format!("/v1/workloads/{name}/stop"),
+            None::<&()>,
+        )
         .await?;
     if let Some(w) = w {
         output::workloads(out, std::slice::from_ref(&w))?;
@@ -75,7 +83,11 @@ pub async fn stop(client: &Client, out: OutputFormat, name: &str) -> Result<Exit
 pub async fn rm(client: &Client, name: &str) -> Result<ExitCode> {
     let name = super::name(name)?;
     client
-        .call::<serde_json::Value>(Method::DELETE, &format!("/v1/workloads/{name}"), None::<&()>)
+        .call::<serde_json::Value>(
+            Method::DELETE,
+            &format!("/v1/workloads/{name}"),
+            None::<&()>,
+        )
         .await?;
     println!("removed {name}");
     Ok(ExitCode::SUCCESS)

@@ -50,10 +50,13 @@ pub fn rust_spacecore() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let profile_dir = Path::new(env!("CARGO_BIN_EXE_vimana")).parent().map(Path::to_path_buf);
+            let profile_dir = Path::new(env!("CARGO_BIN_EXE_vimana"))
+                .parent()
+                .map(Path::to_path_buf);
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-q", "-p", "spacecore-counter"]).current_dir(repo());
+            cmd.args(["build", "-q", "-p", "spacecore-counter"])
+                .current_dir(repo());
             if profile_dir.as_ref().is_some_and(|d| d.ends_with("release")) {
                 cmd.arg("--release");
             }
@@ -71,7 +74,10 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("vimana-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("vimana-test-")
+            .tempdir()
+            .expect("tempdir");
         // Fast supervision for tests.
         std::fs::write(
             dir.path().join("config.toml"),
@@ -87,7 +93,9 @@ impl Env {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_vimana"));
-        c.env("VIMANA_HOME", self.home()).env_remove("VIMANA_LOG").args(args);
+        c.env("VIMANA_HOME", self.home())
+            .env_remove("VIMANA_LOG")
+            .args(args);
         c
     }
 
@@ -110,7 +118,11 @@ impl Env {
     /// Runs and asserts failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "vimana {args:?} should fail; stdout: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "vimana {args:?} should fail; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -122,24 +134,39 @@ impl Env {
 
     pub fn workload(&self, name: &str) -> serde_json::Value {
         let v = self.json(&["status", name]);
-        v.as_array().and_then(|a| a.first()).cloned().expect("one workload")
+        v.as_array()
+            .and_then(|a| a.first())
+            .cloned()
+            .expect("one workload")
     }
 
     /// Polls `vimana status NAME` until `pred` holds.
-    pub fn wait_for(&self, name: &str, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let w = self.workload(name);
             if pred(&w) {
                 return w;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; last: {w}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last: {w}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     pub fn daemon_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.home().join("daemon.lock")).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.home().join("daemon.lock"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     pub fn kill_daemon(&self) {
@@ -161,6 +188,14 @@ impl Drop for Env {
             .map(|p| p as i32)
             .collect();
         self.kill_daemon();
+        // Workload children of the Rust example (their own process groups).
+        for sub in ["rs", "rs-state"] {
+            if let Ok(pid) = std::fs::read_to_string(self.home().join(sub).join("counter.pid"))
+                && let Ok(pid) = pid.trim().parse::<i32>()
+            {
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+        }
         for p in pids {
             // the plugin's process group holds its workload children too
             unsafe { libc::kill(-p, libc::SIGKILL) };
@@ -182,7 +217,13 @@ pub fn kill9(pid: i32) {
 
 pub fn alive(pid: i32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty() && !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z')
+    !stat.is_empty()
+        && !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
 }
 
 pub fn wait_gone(pid: i32) {
