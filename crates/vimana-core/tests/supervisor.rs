@@ -943,7 +943,7 @@ async fn events_filter_by_since_and_workload_and_logs_hold_daemon_notes() {
     let recs = logs(&core, "a", None).await.unwrap();
     assert_eq!(
         daemon_notes(&recs),
-        [format!("running (pid Some({PID}))"), "stopped".to_string()]
+        [format!("running (pid {PID})"), "stopped".to_string()]
     );
     assert!(
         recs.iter()
