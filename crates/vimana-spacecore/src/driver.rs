@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use vimana_api::{ApiError, LogStream, SpacecoreSpec, WorkloadKind, WorkloadSpec};
+use vimana_api::{ApiError, SpacecoreSpec, WorkloadKind, WorkloadSpec};
 use vimana_core::{Driver, DriverError, Instance, RunContext};
 use vimana_goplugin::{LaunchConfig, Output, ReattachConfig};
 
 use crate::instance::SpacecoreInstance;
 use crate::proto::sc_plugin_client::ScPluginClient;
 use crate::proto::{StartRequest, StatusRequest};
-use crate::pump::{self, RawFiles};
+use crate::pump::RawFiles;
 
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
 const REATTACH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -109,20 +109,7 @@ impl Driver for SpacecoreDriver {
             stderr: files.stderr.clone(),
         };
         cfg.detach = true;
-        let pumps = vec![
-            pump::spawn(
-                files.stdout.clone(),
-                LogStream::Stdout,
-                ctx.logs.clone(),
-                true,
-            ),
-            pump::spawn(
-                files.stderr.clone(),
-                LogStream::Stderr,
-                ctx.logs.clone(),
-                false,
-            ),
-        ];
+        let pumps = files.pump_into(&ctx.logs);
         let client = match vimana_goplugin::launch(cfg).await {
             Ok(c) => c,
             Err(e) => {
@@ -170,20 +157,7 @@ async fn adopt(
             return Err(DriverError::new(e.to_string()));
         }
     };
-    let pumps = vec![
-        pump::spawn(
-            files.stdout.clone(),
-            LogStream::Stdout,
-            ctx.logs.clone(),
-            true,
-        ),
-        pump::spawn(
-            files.stderr.clone(),
-            LogStream::Stderr,
-            ctx.logs.clone(),
-            false,
-        ),
-    ];
+    let pumps = files.pump_into(&ctx.logs);
     let id = ctx.name.to_string();
     if !ctx.adopt_only {
         let mut rpc = ScPluginClient::new(client.channel());

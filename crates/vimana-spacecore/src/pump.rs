@@ -33,6 +33,14 @@ impl RawFiles {
         }
     }
 
+    /// Starts copying both files into `sink` (skipping the handshake line).
+    pub fn pump_into(&self, sink: &LogSink) -> Vec<JoinHandle<()>> {
+        vec![
+            spawn(self.stdout.clone(), LogStream::Stdout, sink.clone(), true),
+            spawn(self.stderr.clone(), LogStream::Stderr, sink.clone(), false),
+        ]
+    }
+
     /// Empties both files for a fresh launch.
     pub fn reset(&self) -> std::io::Result<()> {
         for p in [&self.stdout, &self.stderr] {

@@ -6,6 +6,21 @@ mod common;
 
 use common::{Env, script};
 
+/// Runs `vimana plugin <bin> <call>` with SC_STATE_DIR set; returns stdout.
+fn call(env: &Env, bin: &std::path::Path, state: &std::path::Path, call: &str) -> String {
+    let out = env
+        .cmd(&["plugin", &bin.to_string_lossy(), call])
+        .env("SC_STATE_DIR", state)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{call}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[test]
 fn go_spacecore_one_shot_calls() {
     let Some(go) = common::go_spacecore() else {
@@ -13,26 +28,12 @@ fn go_spacecore_one_shot_calls() {
     };
     let env = Env::new();
     let state = env.home().join("go-state");
-    let go = go.to_string_lossy().to_string();
-    let run = |call: &str| {
-        let out = env
-            .cmd(&["plugin", &go, call])
-            .env("SC_STATE_DIR", &state)
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{call}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    // Each call is a fresh plugin process: the Go fixture keeps no state
-    // between processes, so Status after Start says "stopped" by design of
-    // the fixture; what matters here is the wire exchange.
-    assert_eq!(run("status"), "stopped");
-    assert_eq!(run("start"), "started");
-    assert_eq!(run("stop"), "stopped");
+    // Each call is a fresh plugin process and the Go fixture's workload is
+    // a goroutine of that process, so Status after Start says "stopped";
+    // what this checks is the wire exchange with a real go-plugin plugin.
+    assert_eq!(call(&env, &go, &state, "status"), "stopped");
+    assert_eq!(call(&env, &go, &state, "start"), "started");
+    assert_eq!(call(&env, &go, &state, "stop"), "stopped");
 }
 
 #[test]
@@ -40,29 +41,15 @@ fn rust_example_one_shot_calls_control_a_real_child() {
     let bin = common::rust_spacecore();
     let env = Env::new();
     let state = env.home().join("rs-state");
-    let b = bin.to_string_lossy().to_string();
-    let run = |call: &str| {
-        let out = env
-            .cmd(&["plugin", &b, call])
-            .env("SC_STATE_DIR", &state)
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{call}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    assert_eq!(run("status"), "stopped");
-    assert_eq!(run("start"), "started");
+    assert_eq!(call(&env, &bin, &state, "status"), "stopped");
+    assert_eq!(call(&env, &bin, &state, "start"), "started");
     // The child outlives the one-shot plugin process.
-    assert_eq!(run("status"), "running");
+    assert_eq!(call(&env, &bin, &state, "status"), "running");
     std::thread::sleep(std::time::Duration::from_millis(700));
-    let logs = run("logs");
+    let logs = call(&env, &bin, &state, "logs");
     assert!(logs.contains("count 1"), "{logs}");
-    assert_eq!(run("stop"), "stopped");
-    assert_eq!(run("status"), "stopped");
+    assert_eq!(call(&env, &bin, &state, "stop"), "stopped");
+    assert_eq!(call(&env, &bin, &state, "status"), "stopped");
 }
 
 #[test]
