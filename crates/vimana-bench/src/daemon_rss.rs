@@ -323,9 +323,7 @@ async fn measure(run: &mut Run, plugin: &Path, count: u32, parallel: u32) -> Res
         idle_rss_mib: mib(idle),
         rss_with_n_mib: mib(loaded),
         n: count,
-        per_spacecore_kib: crate::stats::round3(
-            (loaded as f64 - idle as f64) / f64::from(count),
-        ),
+        per_spacecore_kib: crate::stats::round3((loaded as f64 - idle as f64) / f64::from(count)),
         peak_rss_mib: mib(peak),
         idle_threads,
         threads_with_n,

@@ -1,6 +1,6 @@
 //! `vimana-bench launch`: spawn → go-plugin handshake → first Status.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
@@ -22,8 +22,8 @@ struct Report {
 }
 
 /// One iteration: the time from spawning the plugin to the Status answer.
-async fn once(plugin: &PathBuf, mtls: bool) -> Result<f64> {
-    let mut cfg = LaunchConfig::new(plugin.clone(), vimana_spacecore::handshake());
+async fn once(plugin: &Path, mtls: bool) -> Result<f64> {
+    let mut cfg = LaunchConfig::new(plugin.to_path_buf(), vimana_spacecore::handshake());
     cfg.output = Output::Piped;
     cfg.auto_mtls = mtls;
     let t0 = Instant::now();

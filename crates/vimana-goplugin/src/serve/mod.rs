@@ -91,7 +91,9 @@ pub async fn serve_with_stdio(
     let (server_tls, server_cert_der) = match std::env::var("PLUGIN_CLIENT_CERT") {
         Ok(pem) if !pem.trim().is_empty() => {
             let client = tls::cert_der_from_pem(&pem).map_err(GoPluginError::Serve)?;
-            let own = tls::generate_cert(true).map_err(GoPluginError::Serve)?;
+            // P-256: any ECDSA curve interoperates (the host pins the exact
+            // certificate), and P-256 signs several times faster than P-521.
+            let own = tls::generate_cert(false).map_err(GoPluginError::Serve)?;
             let cfg = tls::server_config(&own, client.to_vec()).map_err(GoPluginError::Serve)?;
             (Some(Arc::new(cfg)), Some(own.cert_der))
         }
