@@ -46,7 +46,7 @@ impl Client {
                 socket.display()
             )),
             Err(_) => {
-                self.spawn_daemon()?;
+                let mut daemon = self.spawn_daemon()?;
                 let deadline = Instant::now() + AUTOSTART_WAIT;
                 loop {
                     match UnixStream::connect(&socket).await {
@@ -58,14 +58,38 @@ impl Client {
                                 self.home.daemon_log().display()
                             ));
                         }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                        Err(_) => {
+                            // Lost a race with another CLI's daemon: wait for that one.
+                            if let Ok(Some(status)) = daemon.try_wait()
+                                && !lock_held(&self.home.lock())
+                            {
+                                return Err(self.daemon_died(status));
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
                     }
                 }
             }
         }
     }
 
-    fn spawn_daemon(&self) -> Result<()> {
+    /// The daemon we started exited: its last error line says why (another
+    /// daemon won the lock race, a store from a newer vimana, …).
+    fn daemon_died(&self, status: std::process::ExitStatus) -> anyhow::Error {
+        let log = std::fs::read_to_string(self.home.daemon_log()).unwrap_or_default();
+        match log.lines().rev().find(|l| l.starts_with("error: ")) {
+            Some(line) => anyhow!(
+                "the vimana daemon could not start: {}",
+                line.trim_start_matches("error: ")
+            ),
+            None => anyhow!(
+                "the vimana daemon exited at start ({status}); see {}",
+                self.home.daemon_log().display()
+            ),
+        }
+    }
+
+    fn spawn_daemon(&self) -> Result<std::process::Child> {
         use std::os::unix::process::CommandExt;
         self.home.ensure()?;
         let exe = std::env::current_exe().context("cannot find the vimana binary")?;
@@ -88,8 +112,7 @@ impl Client {
         if self.verbose > 0 {
             eprintln!("starting the vimana daemon in the background");
         }
-        cmd.spawn().context("cannot start the vimana daemon")?;
-        Ok(())
+        cmd.spawn().context("cannot start the vimana daemon")
     }
 
     async fn send(
@@ -182,4 +205,12 @@ fn problem(status: StatusCode, body: &[u8]) -> ProblemError {
             ),
         )
     }))
+}
+
+/// Whether some daemon holds the lock of this home.
+fn lock_held(path: &std::path::Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock).is_err()
 }

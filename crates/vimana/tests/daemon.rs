@@ -198,3 +198,53 @@ fn completions_print() {
     let out = env.ok(&["completions", "bash"]);
     assert!(out.contains("vimana") && out.contains("complete"));
 }
+
+#[test]
+fn store_from_a_newer_vimana_is_refused_clearly() {
+    let env = Env::new();
+    {
+        let db = redb::Database::create(env.home().join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<&str, u32> = redb::TableDefinition::new("meta");
+            let mut t = tx.open_table(meta).unwrap();
+            t.insert("schema_version", 99).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let err = env.fails(&["status"]);
+    assert!(err.contains("newer vimana") && err.contains("99"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // The store it refused is left as it was.
+    use redb::ReadableDatabase;
+    let db = redb::Database::open(env.home().join("state.redb")).unwrap();
+    let tx = db.begin_read().unwrap();
+    let meta: redb::TableDefinition<&str, u32> = redb::TableDefinition::new("meta");
+    let t = tx.open_table(meta).unwrap();
+    assert_eq!(
+        t.get("schema_version").unwrap().map(|v| v.value()),
+        Some(99)
+    );
+}
+
+#[test]
+fn concurrent_autostarts_share_one_daemon() {
+    let env = Env::new();
+    let kids: Vec<_> = (0..4)
+        .map(|_| {
+            env.cmd(&["status"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for k in kids {
+        let out = k.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
