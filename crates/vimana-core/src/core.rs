@@ -1,19 +1,19 @@
 //! [`Core`]: executes [`Action`]s against the store and the supervisors.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, oneshot};
 use vimana_api::{
     Action, ActionOutcome, ApiError, DesiredState, Event, EventKind, LogRecord, Workload,
-    WorkloadKind, WorkloadName, WorkloadSpec, WorkloadState,
+    WorkloadName, WorkloadSpec, WorkloadState,
 };
-use vimana_store::{NewEvent, Record, Store};
+use vimana_store::{Record, Store};
 
-use crate::supervisor::{Cmd, Launch, Supervisor};
-use crate::{Backoff, CoreApi, Driver, LogBook};
+use crate::inner::Inner;
+use crate::supervisor::{Cmd, Launch};
+use crate::{CoreApi, Driver, LogBook};
 
 const EVENTS_PAGE: usize = 10_000;
 
@@ -45,17 +45,7 @@ impl Default for CoreOptions {
 /// The core: the one implementation of [`CoreApi`].
 #[derive(Clone)]
 pub struct Core {
-    inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    store: Arc<Store>,
-    drivers: HashMap<WorkloadKind, Arc<dyn Driver>>,
-    pub(crate) logs: LogBook,
-    events: broadcast::Sender<Event>,
-    sups: Mutex<HashMap<WorkloadName, mpsc::Sender<Cmd>>>,
-    locks: Mutex<HashMap<WorkloadName, Arc<tokio::sync::Mutex<()>>>>,
-    pub(crate) opts: CoreOptions,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Core {
@@ -77,69 +67,6 @@ impl Core {
                 opts,
             }),
         }
-    }
-
-    /// Re-adopts every workload recorded in the store (daemon start), and
-    /// waits (at most `wait`) until each one runs again or has failed, so
-    /// the first answer the daemon gives is already true.
-    pub async fn adopt_all(&self, wait: Duration) -> Result<usize, ApiError> {
-        let records = self.inner.blocking(|s| s.list()).await?;
-        let mut n = 0;
-        let mut ready = Vec::new();
-        for r in records {
-            let name = r.workload.name.clone();
-            let _guard = self.inner.lock(&name).await;
-            match (r.workload.desired, r.handle) {
-                (DesiredState::Running, adopt) => {
-                    let (tx, rx) = oneshot::channel();
-                    ready.push(rx);
-                    self.inner.spawn_with_ready(
-                        &name,
-                        &r.workload.spec,
-                        Launch {
-                            adopt,
-                            first_start: false,
-                            stop_after_adopt: false,
-                            first: None,
-                        },
-                        Some(tx),
-                    );
-                    n += 1;
-                }
-                (DesiredState::Stopped, Some(adopt)) => {
-                    self.inner.spawn(
-                        &name,
-                        &r.workload.spec,
-                        Launch {
-                            adopt: Some(adopt),
-                            first_start: false,
-                            stop_after_adopt: true,
-                            first: None,
-                        },
-                    );
-                }
-                (DesiredState::Stopped, None) => {
-                    if !matches!(
-                        r.workload.state,
-                        WorkloadState::Stopped | WorkloadState::Failed
-                    ) {
-                        self.inner
-                            .update_record(
-                                &name,
-                                Some(EventKind::StateChanged),
-                                "stopped".into(),
-                                |r| {
-                                    r.workload.state = WorkloadState::Stopped;
-                                    r.workload.pid = None;
-                                },
-                            )
-                            .await?;
-                    }
-                }
-            }
-        }
-        let _ = tokio::time::timeout(wait, futures_join(ready)).await;
-        Ok(n)
     }
 
     /// Detaches from every workload, leaving them running (daemon exit).
@@ -354,149 +281,5 @@ impl CoreApi for Core {
 
     fn subscribe_events(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
-    }
-}
-
-impl Inner {
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Store) -> Result<T, vimana_store::StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::Internal(e.to_string()))
-    }
-
-    async fn lock(&self, name: &WorkloadName) -> tokio::sync::OwnedMutexGuard<()> {
-        let m = self
-            .locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(name.clone())
-            .or_default()
-            .clone();
-        m.lock_owned().await
-    }
-
-    fn driver(&self, kind: WorkloadKind) -> Result<Arc<dyn Driver>, ApiError> {
-        self.drivers.get(&kind).cloned().ok_or_else(|| {
-            ApiError::BadRequest(format!("this daemon has no driver for {kind} workloads"))
-        })
-    }
-
-    fn supervised(&self, name: &WorkloadName) -> bool {
-        self.sups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .is_some_and(|tx| !tx.is_closed())
-    }
-
-    async fn get(&self, name: &WorkloadName) -> Result<Option<Record>, ApiError> {
-        let n = name.clone();
-        self.blocking(move |s| s.get(&n)).await
-    }
-
-    async fn require(&self, name: &WorkloadName) -> Result<Record, ApiError> {
-        self.get(name)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(name.to_string()))
-    }
-
-    pub(crate) async fn spec_of(&self, name: &WorkloadName) -> Option<WorkloadSpec> {
-        self.get(name).await.ok().flatten().map(|r| r.workload.spec)
-    }
-
-    async fn put(&self, record: Record, kind: EventKind, message: String) -> Result<(), ApiError> {
-        let state = Some(record.workload.state);
-        let (_, ev) = self
-            .blocking(move |s| {
-                s.put(
-                    record,
-                    Some(NewEvent {
-                        kind,
-                        state,
-                        message,
-                    }),
-                )
-            })
-            .await?;
-        if let Some(ev) = ev {
-            let _ = self.events.send(ev);
-        }
-        Ok(())
-    }
-
-    /// Read-modify-write of one record; records an event when `kind` is set.
-    pub(crate) async fn update_record(
-        &self,
-        name: &WorkloadName,
-        kind: Option<EventKind>,
-        message: String,
-        f: impl FnOnce(&mut Record) + Send + 'static,
-    ) -> Result<(), ApiError> {
-        let n = name.clone();
-        let out = self
-            .blocking(move |s| {
-                s.update(&n, move |cur| {
-                    let mut r = cur?;
-                    f(&mut r);
-                    let ev = kind.map(|kind| NewEvent {
-                        kind,
-                        state: Some(r.workload.state),
-                        message,
-                    });
-                    Some((r, ev))
-                })
-            })
-            .await?;
-        if let Some((_, Some(ev))) = out {
-            let _ = self.events.send(ev);
-        }
-        Ok(())
-    }
-
-    fn spawn(self: &Arc<Self>, name: &WorkloadName, spec: &WorkloadSpec, launch: Launch) {
-        self.spawn_with_ready(name, spec, launch, None);
-    }
-
-    fn spawn_with_ready(
-        self: &Arc<Self>,
-        name: &WorkloadName,
-        spec: &WorkloadSpec,
-        launch: Launch,
-        ready: Option<oneshot::Sender<()>>,
-    ) {
-        let Some(driver) = self.drivers.get(&spec.kind()).cloned() else {
-            return;
-        };
-        let (tx, rx) = mpsc::channel(4);
-        self.sups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.clone(), tx);
-        let sup = Supervisor {
-            name: name.clone(),
-            inner: self.clone(),
-            driver,
-            rx,
-            sink: self.logs.sink(name),
-            backoff: Backoff::new(
-                self.opts.backoff_base,
-                self.opts.backoff_max,
-                self.opts.healthy_reset,
-            ),
-            ready,
-        };
-        tokio::spawn(sup.run(launch));
-    }
-}
-
-/// Waits for every receiver (a closed sender counts as done).
-async fn futures_join(rxs: Vec<oneshot::Receiver<()>>) {
-    for rx in rxs {
-        let _ = rx.await;
     }
 }

@@ -3,10 +3,12 @@
 //! workloads in their desired state, the small [`Driver`] trait each workload
 //! kind implements, and the merged per-workload logs.
 
+mod adopt;
 mod backoff;
 mod core;
 mod driver;
 mod error;
+mod inner;
 mod logs;
 mod supervisor;
 

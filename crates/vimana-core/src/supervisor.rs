@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use vimana_api::{DesiredState, EventKind, WorkloadName, WorkloadState};
 use vimana_store::Record;
 
-use crate::core::Inner;
+use crate::inner::Inner;
 use crate::{Backoff, Driver, Instance, LogSink, RunContext};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
