@@ -25,4 +25,14 @@ echo "== cargo build"
 cargo build --workspace --all-targets
 
 echo "== cargo test"
-cargo test --workspace
+mkdir -p target
+set -o pipefail
+cargo test --workspace 2>&1 | tee target/test-output.log
+
+# One closing line for the whole suite (libtest's per-binary lines and the
+# e2e harness's "e2e: N passed; M failed" line, summed).
+awk '
+    /^test result: / { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+    /^e2e: [0-9]+ passed/ { p += $2; f += $4 }
+    END { printf "%d passed, %d failed\n", p, f }
+' target/test-output.log

@@ -40,7 +40,7 @@ pub enum GoPluginError {
     },
 
     #[error(
-        "plugin {} exited with {status} before the handshake; its stderr ended with:\n{stderr_tail}",
+        "plugin {} exited with {status} before printing its handshake line; {stderr_tail}",
         path.display()
     )]
     ExitedBeforeHandshake {

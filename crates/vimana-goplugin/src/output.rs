@@ -83,9 +83,9 @@ impl StderrTail {
             StderrTail::File { path, offset } => file_tail(path, *offset),
         };
         if lines.is_empty() {
-            "(nothing)".to_string()
+            "its stderr was empty; is it a go-plugin plugin?".to_string()
         } else {
-            lines.join("\n")
+            format!("its stderr ended with:\n{}", lines.join("\n"))
         }
     }
 }

@@ -102,7 +102,7 @@ async fn early_exit_shows_stderr_tail() {
         "{msg}"
     );
     assert!(
-        msg.contains("exited with status 1 before the handshake"),
+        msg.contains("exited with status 1 before printing its handshake line"),
         "{msg}"
     );
     assert!(msg.contains("This binary is a plugin"), "{msg}");

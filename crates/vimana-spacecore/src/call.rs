@@ -89,7 +89,7 @@ pub(crate) fn describe_status(s: &tonic::Status) -> String {
                 || s.message().contains("broken pipe") =>
         {
             format!(
-                "the plugin closed the connection mid-call (did it crash? see its stderr): {}",
+                "the plugin closed the connection mid-call (it crashed or exited): {}",
                 s.message()
             )
         }

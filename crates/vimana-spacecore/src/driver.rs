@@ -113,9 +113,7 @@ impl Driver for SpacecoreDriver {
         let client = match vimana_goplugin::launch(cfg).await {
             Ok(c) => c,
             Err(e) => {
-                // Let the pumps copy what the plugin printed before stopping them.
-                tokio::time::sleep(Duration::from_millis(150)).await;
-                pumps.iter().for_each(|p| p.abort());
+                drain(pumps).await;
                 return Err(DriverError::new(e.to_string()));
             }
         };
@@ -132,8 +130,17 @@ impl Driver for SpacecoreDriver {
         };
         if let Err(e) = result {
             let _ = client.shutdown().await;
-            pumps.iter().for_each(|p| p.abort());
-            return Err(DriverError::new(format!("plugin {}: {e}", spec.plugin)));
+            drain(pumps).await;
+            let tail = stderr_tail(&files.stderr, 3);
+            let tail = if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; its stderr ended with: {}", tail.join(" | "))
+            };
+            return Err(DriverError::new(format!(
+                "plugin {}: {e}{tail}",
+                spec.plugin
+            )));
         }
         Ok(Box::new(
             SpacecoreInstance::new(client, id, ctx.logs, pumps, false).await,
@@ -210,4 +217,21 @@ fn kill_stale(r: &ReattachConfig) {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+}
+
+/// Lets the log pumps copy what a failed plugin printed, then stops them.
+async fn drain(pumps: Vec<tokio::task::JoinHandle<()>>) {
+    tokio::time::sleep(crate::pump::POLL + Duration::from_millis(100)).await;
+    pumps.iter().for_each(|p| p.abort());
+}
+
+/// The last `n` lines of a plugin's stderr file, hclog records as their message.
+fn stderr_tail(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| vimana_goplugin::parse_hclog_line(l).message)
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
 }

@@ -14,7 +14,7 @@ use vimana_core::LogSink;
 use vimana_goplugin::tail::TailFollower;
 
 const SAVE_EVERY: Duration = Duration::from_secs(1);
-const POLL: Duration = Duration::from_millis(250);
+pub(crate) const POLL: Duration = Duration::from_millis(250);
 /// Raw output files are emptied past this size once copied.
 const RAW_MAX: u64 = 4 * 1024 * 1024;
 

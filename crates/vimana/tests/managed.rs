@@ -145,3 +145,29 @@ fn faults_leave_the_store_consistent() {
     env.ok(&["rm", "quiet"]);
     assert_eq!(env.json(&["status"]).as_array().map(Vec::len), Some(0));
 }
+
+#[test]
+fn plugin_crashing_mid_start_fails_cleanly() {
+    let Some(go) = common::go_spacecore() else {
+        return;
+    };
+    let env = Env::new();
+    let err = env.fails(&[
+        "start",
+        "crashy",
+        "--plugin",
+        &go.to_string_lossy(),
+        "--env",
+        "SC_CRASH_ON=start",
+    ]);
+    assert!(err.contains("Start failed"), "{err}");
+    assert!(err.contains("SC_CRASH_ON: exiting mid-call"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let w = env.workload("crashy");
+    assert_eq!(w["state"], "failed");
+    assert!(w["pid"].is_null());
+    // The crash reached the merged log (go-spacecore says why on stderr).
+    let logs = env.ok(&["logs", "crashy"]);
+    assert!(logs.contains("SC_CRASH_ON"), "{logs}");
+    env.ok(&["rm", "crashy"]);
+}
