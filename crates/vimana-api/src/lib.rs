@@ -17,7 +17,8 @@ pub use log::{LogRecord, LogStream};
 pub use name::{NameError, WorkloadName};
 pub use problem::Problem;
 pub use workload::{
-    DesiredState, SpacecoreSpec, Workload, WorkloadKind, WorkloadSpec, WorkloadState,
+    DesiredState, PackageRef, ProcessSpec, Resources, RestartPolicy, SpacecoreSpec, Workload,
+    WorkloadKind, WorkloadSpec, WorkloadState,
 };
 
 /// Version of the REST API path prefix.

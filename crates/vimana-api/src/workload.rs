@@ -12,6 +12,8 @@ use crate::WorkloadName;
 pub enum WorkloadKind {
     /// A plugin process speaking go-plugin's gRPC protocol.
     Spacecore,
+    /// A plain supervised process (a package's node binary).
+    Process,
 }
 
 impl WorkloadKind {
@@ -19,6 +21,7 @@ impl WorkloadKind {
     pub fn as_str(self) -> &'static str {
         match self {
             WorkloadKind::Spacecore => "spacecore",
+            WorkloadKind::Process => "process",
         }
     }
 }
@@ -86,11 +89,79 @@ pub struct SpacecoreSpec {
     pub start_timeout_ms: Option<u64>,
 }
 
+/// What the supervisor does when a workload's process ends by itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Relaunch whatever the exit status (with backoff).
+    #[default]
+    Always,
+    /// Relaunch only after a non-zero exit or a signal; exit 0 means done.
+    OnFailure,
+    /// Never relaunch.
+    Never,
+}
+
+/// CPU and memory limits, applied through cgroup v2 where the host allows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU limit in cores (`cpu.max`), e.g. 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Memory limit in bytes (`memory.max`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+}
+
+impl Eq for Resources {}
+
+/// Where a process workload came from, when `vimana run` installed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackageRef {
+    pub repo: String,
+    pub name: String,
+    pub version: String,
+    pub node_type: String,
+    /// The resolved `run` flags (e.g. `network`, `rpc`), to tell a changed
+    /// second `run` apart from a repeated one.
+    #[serde(default)]
+    pub flags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+/// How to run a plain process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// Absolute path of the executable.
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Grace period between SIGTERM and SIGKILL on stop, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<PackageRef>,
+}
+
 /// The kind-specific part of a workload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum WorkloadSpec {
     Spacecore(SpacecoreSpec),
+    Process(ProcessSpec),
 }
 
 impl WorkloadSpec {
@@ -98,6 +169,15 @@ impl WorkloadSpec {
     pub fn kind(&self) -> WorkloadKind {
         match self {
             WorkloadSpec::Spacecore(_) => WorkloadKind::Spacecore,
+            WorkloadSpec::Process(_) => WorkloadKind::Process,
+        }
+    }
+
+    /// What to do when the workload's process ends by itself.
+    pub fn restart_policy(&self) -> RestartPolicy {
+        match self {
+            WorkloadSpec::Spacecore(_) => RestartPolicy::Always,
+            WorkloadSpec::Process(p) => p.restart,
         }
     }
 }

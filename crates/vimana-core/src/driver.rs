@@ -57,6 +57,34 @@ pub trait Driver: Send + Sync + 'static {
     async fn run(&self, ctx: RunContext) -> Result<Box<dyn Instance>, DriverError>;
 }
 
+/// How a workload's main process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Exited with this status code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+    /// Gone, status not known (e.g. a re-adopted process, not our child).
+    Unknown,
+}
+
+impl Exit {
+    /// A clean, successful end.
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exited with status {c}"),
+            Exit::Signal(s) => write!(f, "killed by signal {s}"),
+            Exit::Unknown => f.write_str("exited"),
+        }
+    }
+}
+
 /// A live workload, as the supervisor sees it.
 #[async_trait]
 pub trait Instance: Send + Sync {
@@ -67,8 +95,8 @@ pub trait Instance: Send + Sync {
     /// Asks the workload how it is; `Ok(detail)` while healthy, `Err` when it
     /// is gone or broken.
     async fn probe(&self) -> Result<String, DriverError>;
-    /// Resolves when the workload's process has exited.
-    async fn exited(&self);
+    /// Resolves when the workload's process has exited, with how it ended.
+    async fn exited(&self) -> Exit;
     /// Stops the workload gracefully (and forcefully after a grace period).
     async fn stop(&self) -> Result<(), DriverError>;
     /// Ends the process at once (after a failed probe).

@@ -18,7 +18,7 @@ use vimana_api::{Action, ActionOutcome, ApiError, Event, LogRecord, WorkloadName
 
 pub use backoff::Backoff;
 pub use core::{Core, CoreOptions};
-pub use driver::{Driver, DriverError, Instance, RunContext};
+pub use driver::{Driver, DriverError, Exit, Instance, RunContext};
 pub use error::CoreError;
 pub use logs::{LogBook, LogSink, Rotation};
 

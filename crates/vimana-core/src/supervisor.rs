@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use vimana_api::{DesiredState, EventKind, WorkloadName, WorkloadState};
+use vimana_api::{DesiredState, EventKind, RestartPolicy, WorkloadName, WorkloadState};
 use vimana_store::Record;
 
 use crate::inner::Inner;
-use crate::{Backoff, Driver, Instance, LogSink, RunContext};
+use crate::{Backoff, Driver, Exit, Instance, LogSink, RunContext};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -43,6 +43,9 @@ pub(crate) struct Supervisor {
 
 enum WatchEnd {
     Stop(oneshot::Sender<()>),
+    /// The process ended by itself.
+    Exited(Exit),
+    /// The workload stopped answering its probe.
     Crashed(String),
     Detached,
 }
@@ -186,15 +189,52 @@ impl Supervisor {
                     let _ = reply.send(());
                     return;
                 }
+                WatchEnd::Exited(exit) => {
+                    instance.kill();
+                    let why = format!("process {exit}");
+                    self.sink.daemon(format!("workload ended: {why}"));
+                    let restart = match spec.restart_policy() {
+                        RestartPolicy::Always => true,
+                        RestartPolicy::OnFailure => !exit.success(),
+                        RestartPolicy::Never => false,
+                    };
+                    if !restart {
+                        let state = if exit.success() {
+                            WorkloadState::Stopped
+                        } else {
+                            WorkloadState::Failed
+                        };
+                        self.finish(state, why).await;
+                        return;
+                    }
+                    if !self.restart_after(why, since.elapsed()).await {
+                        return;
+                    }
+                }
                 WatchEnd::Crashed(why) => {
                     instance.kill();
                     self.sink.daemon(format!("workload died: {why}"));
+                    if spec.restart_policy() == RestartPolicy::Never {
+                        self.finish(WorkloadState::Failed, why).await;
+                        return;
+                    }
                     if !self.restart_after(why, since.elapsed()).await {
                         return;
                     }
                 }
             }
         }
+    }
+
+    /// Records that the workload ended for good (its restart policy said so).
+    async fn finish(&self, state: WorkloadState, why: String) {
+        self.set_state(state, EventKind::StateChanged, why.clone(), move |r| {
+            r.workload.desired = DesiredState::Stopped;
+            r.workload.detail = why;
+            r.workload.pid = None;
+            r.handle = None;
+        })
+        .await;
     }
 
     /// Records a crash, waits out the backoff; false when told to stop.
@@ -238,7 +278,7 @@ impl Supervisor {
                     Some(Cmd::Stop(reply)) => WatchEnd::Stop(reply),
                     None => WatchEnd::Detached,
                 },
-                () = instance.exited() => return WatchEnd::Crashed("process exited".into()),
+                exit = instance.exited() => return WatchEnd::Exited(exit),
                 () = tokio::time::sleep(poll) => match probe(instance).await {
                     Ok(detail) if detail != last => {
                         last = detail.clone();

@@ -431,7 +431,7 @@ async fn crashes_back_off_doubling_to_the_cap_and_a_healthy_run_resets() {
     assert_eq!(
         notes
             .iter()
-            .filter(|n| *n == "workload died: process exited")
+            .filter(|n| *n == "workload ended: process exited")
             .count(),
         5
     );

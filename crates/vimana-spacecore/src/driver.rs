@@ -35,9 +35,13 @@ impl SpacecoreDriver {
     }
 }
 
-fn spec_of(spec: &WorkloadSpec) -> &SpacecoreSpec {
+fn spec_of(spec: &WorkloadSpec) -> Result<&SpacecoreSpec, String> {
     match spec {
-        WorkloadSpec::Spacecore(s) => s,
+        WorkloadSpec::Spacecore(s) => Ok(s),
+        other => Err(format!(
+            "the spacecore driver cannot run a {} workload",
+            other.kind()
+        )),
     }
 }
 
@@ -71,11 +75,12 @@ impl Driver for SpacecoreDriver {
     }
 
     fn validate(&self, spec: &WorkloadSpec) -> Result<(), ApiError> {
-        check_plugin_path(&spec_of(spec).plugin).map_err(ApiError::BadRequest)
+        check_plugin_path(&spec_of(spec).map_err(ApiError::BadRequest)?.plugin)
+            .map_err(ApiError::BadRequest)
     }
 
     async fn run(&self, ctx: RunContext) -> Result<Box<dyn Instance>, DriverError> {
-        let spec = spec_of(&ctx.spec).clone();
+        let spec = spec_of(&ctx.spec).map_err(DriverError::new)?.clone();
         let files = RawFiles::new(&ctx.log_dir, ctx.name.as_str());
         let id = ctx.name.to_string();
         if let Some(h) = ctx.adopt.clone() {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use futures::StreamExt as _;
 use tokio::task::JoinHandle;
 use vimana_api::LogStream;
-use vimana_core::{DriverError, Instance, LogSink};
+use vimana_core::{DriverError, Exit, Instance, LogSink};
 use vimana_goplugin::{PluginClient, StdioChannel};
 
 use crate::driver::Handle;
@@ -129,8 +129,9 @@ impl Instance for SpacecoreInstance {
         Ok(status)
     }
 
-    async fn exited(&self) {
+    async fn exited(&self) -> Exit {
         self.client.wait_exit().await;
+        Exit::Unknown
     }
 
     async fn stop(&self) -> Result<(), DriverError> {

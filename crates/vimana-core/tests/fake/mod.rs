@@ -284,10 +284,11 @@ impl Instance for FakeInstance {
             .map_err(DriverError::new)
     }
 
-    async fn exited(&self) {
+    async fn exited(&self) -> vimana_core::Exit {
         let mut rx = self.exit.clone();
         // A dropped sender never happens (the host keeps them); treat it as an exit.
         let _ = rx.wait_for(|exited| *exited).await;
+        vimana_core::Exit::Unknown
     }
 
     async fn stop(&self) -> Result<(), DriverError> {
