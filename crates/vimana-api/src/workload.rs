@@ -161,7 +161,7 @@ pub struct ProcessSpec {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum WorkloadSpec {
     Spacecore(SpacecoreSpec),
-    Process(ProcessSpec),
+    Process(Box<ProcessSpec>),
 }
 
 impl WorkloadSpec {
