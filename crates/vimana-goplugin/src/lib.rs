@@ -20,7 +20,7 @@ mod process;
 pub mod proto;
 mod reattach;
 pub mod serve;
-pub mod tail;
+pub use vimana_capture::tail;
 pub mod tls;
 
 pub use client::{PluginClient, ReattachConfig, StdioChannel, StdioChunk};

@@ -14,7 +14,7 @@ use vimana_goplugin::{LaunchConfig, Output, ReattachConfig};
 use crate::instance::SpacecoreInstance;
 use crate::proto::sc_plugin_client::ScPluginClient;
 use crate::proto::{StartRequest, StatusRequest};
-use crate::pump::RawFiles;
+use crate::pump::{RawFiles, drain, pump_into};
 
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
 const REATTACH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -114,7 +114,7 @@ impl Driver for SpacecoreDriver {
             stderr: files.stderr.clone(),
         };
         cfg.detach = true;
-        let pumps = files.pump_into(&ctx.logs);
+        let pumps = pump_into(&files, &ctx.logs);
         let client = match vimana_goplugin::launch(cfg).await {
             Ok(c) => c,
             Err(e) => {
@@ -169,7 +169,7 @@ async fn adopt(
             return Err(DriverError::new(e.to_string()));
         }
     };
-    let pumps = files.pump_into(&ctx.logs);
+    let pumps = pump_into(files, &ctx.logs);
     let id = ctx.name.to_string();
     if !ctx.adopt_only {
         let mut rpc = ScPluginClient::new(client.channel());
@@ -222,12 +222,6 @@ fn kill_stale(r: &ReattachConfig) {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-}
-
-/// Lets the log pumps copy what a failed plugin printed, then stops them.
-async fn drain(pumps: Vec<tokio::task::JoinHandle<()>>) {
-    tokio::time::sleep(crate::pump::POLL + Duration::from_millis(100)).await;
-    pumps.iter().for_each(|p| p.abort());
 }
 
 /// The last `n` lines of a plugin's stderr file, hclog records as their message.

@@ -36,7 +36,10 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
     let core = Core::new(
         store,
         logs,
-        vec![Arc::new(vimana_spacecore::SpacecoreDriver::new())],
+        vec![
+            Arc::new(vimana_spacecore::SpacecoreDriver::new()),
+            Arc::new(vimana_process::ProcessDriver::new()),
+        ],
         opts,
     );
     let adopted = core.adopt_all(Duration::from_secs(30)).await?;

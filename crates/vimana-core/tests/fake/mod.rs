@@ -6,7 +6,10 @@
 //! (100, 101, …) and stays alive until it exits (`exit`, `stop`, `kill`, or
 //! [`Plan::Crash`]). Adoption of a handle `{"id": pid}` succeeds exactly
 //! when that pid is still alive, so a test "kills a process while the
-//! daemon is down" with [`FakeDriver::exit`].
+//! daemon is down" with [`FakeDriver::exit`]. An exit can carry how the
+//! process ended ([`FakeDriver::exit_with`], [`Plan::CrashWith`]), for the
+//! restart policies.
+#![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,7 +19,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 use vimana_api::{LogStream, WorkloadKind};
-use vimana_core::{Driver, DriverError, Instance, RunContext};
+use vimana_core::{Driver, DriverError, Exit, Instance, RunContext};
 
 /// What the next launch does.
 #[derive(Clone)]
@@ -25,6 +28,8 @@ pub enum Plan {
     Run,
     /// The launch succeeds, but the process has already exited.
     Crash,
+    /// The launch succeeds, but the process has already ended like this.
+    CrashWith(Exit),
     /// The launch fails with this message.
     Fail(String),
     /// The launch blocks until `gate` is notified, then follows the plan.
@@ -41,8 +46,8 @@ struct State {
     probes: Mutex<VecDeque<Result<String, String>>>,
     probe_default: Mutex<Result<String, String>>,
     next_pid: Mutex<u32>,
-    /// Every process ever launched: `true` once it has exited.
-    procs: Mutex<HashMap<u32, watch::Sender<bool>>>,
+    /// Every process ever launched: `Some(how)` once it has exited.
+    procs: Mutex<HashMap<u32, watch::Sender<Option<Exit>>>>,
     stop_fails: Mutex<Option<String>>,
     stop_gate: Mutex<Option<Arc<Notify>>>,
 }
@@ -57,12 +62,20 @@ impl State {
     }
 
     fn alive(&self, pid: u32) -> bool {
-        lock(&self.procs).get(&pid).is_some_and(|tx| !*tx.borrow())
+        lock(&self.procs)
+            .get(&pid)
+            .is_some_and(|tx| tx.borrow().is_none())
     }
 
-    fn exit(&self, pid: u32) {
+    fn exit(&self, pid: u32, how: Exit) {
         if let Some(tx) = lock(&self.procs).get(&pid) {
-            tx.send_replace(true);
+            tx.send_if_modified(|e| {
+                let first = e.is_none();
+                if first {
+                    *e = Some(how);
+                }
+                first
+            });
         }
     }
 }
@@ -71,6 +84,7 @@ impl State {
 #[derive(Clone)]
 pub struct FakeDriver {
     state: Arc<State>,
+    kind: WorkloadKind,
 }
 
 impl Default for FakeDriver {
@@ -93,6 +107,16 @@ impl FakeDriver {
                 stop_fails: Mutex::default(),
                 stop_gate: Mutex::default(),
             }),
+            kind: WorkloadKind::Spacecore,
+        }
+    }
+
+    /// A fake driver for another workload kind (e.g. process workloads,
+    /// whose specs carry a restart policy).
+    pub fn with_kind(kind: WorkloadKind) -> Self {
+        Self {
+            kind,
+            ..Self::new()
         }
     }
 
@@ -134,7 +158,13 @@ impl FakeDriver {
     /// Lets process `pid` exit (its `exited()` resolves).
     pub fn exit(&self, pid: u32) {
         self.state.record(format!("exit pid={pid}"));
-        self.state.exit(pid);
+        self.state.exit(pid, Exit::Unknown);
+    }
+
+    /// Lets process `pid` end like `how` (its `exited()` resolves with it).
+    pub fn exit_with(&self, pid: u32, how: Exit) {
+        self.state.record(format!("exit pid={pid} how={how}"));
+        self.state.exit(pid, how);
     }
 
     /// Whether process `pid` is still alive.
@@ -184,7 +214,7 @@ impl FakeDriver {
     fn instance(&self, pid: u32, adopted: bool) -> Box<dyn Instance> {
         let exit = lock(&self.state.procs)
             .entry(pid)
-            .or_insert_with(|| watch::channel(false).0)
+            .or_insert_with(|| watch::channel(None).0)
             .subscribe();
         Box::new(FakeInstance {
             pid,
@@ -204,7 +234,7 @@ pub fn run_line(first_start: bool, adopt: Option<u32>, adopt_only: bool) -> Stri
 #[async_trait]
 impl Driver for FakeDriver {
     fn kind(&self) -> WorkloadKind {
-        WorkloadKind::Spacecore
+        self.kind
     }
 
     async fn run(&self, ctx: RunContext) -> Result<Box<dyn Instance>, DriverError> {
@@ -240,15 +270,19 @@ impl Driver for FakeDriver {
                     self.state.record(format!("failed: {message}"));
                     return Err(DriverError::new(message));
                 }
-                Plan::Run | Plan::Crash => {
+                Plan::Run | Plan::Crash | Plan::CrashWith(_) => {
                     let pid = {
                         let mut next = lock(&self.state.next_pid);
                         let pid = *next;
                         *next += 1;
                         pid
                     };
-                    let crashed = matches!(plan, Plan::Crash);
-                    lock(&self.state.procs).insert(pid, watch::channel(crashed).0);
+                    let ended = match plan {
+                        Plan::Crash => Some(Exit::Unknown),
+                        Plan::CrashWith(how) => Some(how),
+                        _ => None,
+                    };
+                    lock(&self.state.procs).insert(pid, watch::channel(ended).0);
                     self.state.record(format!("launched pid={pid}"));
                     ctx.logs
                         .line(LogStream::Stdout, None, format!("fake workload {pid} up"));
@@ -262,7 +296,7 @@ impl Driver for FakeDriver {
 struct FakeInstance {
     pid: u32,
     adopted: bool,
-    exit: watch::Receiver<bool>,
+    exit: watch::Receiver<Option<Exit>>,
     state: Arc<State>,
 }
 
@@ -284,11 +318,14 @@ impl Instance for FakeInstance {
             .map_err(DriverError::new)
     }
 
-    async fn exited(&self) -> vimana_core::Exit {
+    async fn exited(&self) -> Exit {
         let mut rx = self.exit.clone();
         // A dropped sender never happens (the host keeps them); treat it as an exit.
-        let _ = rx.wait_for(|exited| *exited).await;
-        vimana_core::Exit::Unknown
+        rx.wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|e| *e)
+            .unwrap_or(Exit::Unknown)
     }
 
     async fn stop(&self) -> Result<(), DriverError> {
@@ -302,7 +339,7 @@ impl Instance for FakeInstance {
         match fails {
             Some(message) => Err(DriverError::new(message)),
             None => {
-                self.state.exit(self.pid);
+                self.state.exit(self.pid, Exit::Unknown);
                 Ok(())
             }
         }
@@ -310,7 +347,7 @@ impl Instance for FakeInstance {
 
     fn kill(&self) {
         self.state.record(format!("kill pid={}", self.pid));
-        self.state.exit(self.pid);
+        self.state.exit(self.pid, Exit::Unknown);
     }
 
     fn adopted(&self) -> bool {
