@@ -105,6 +105,30 @@ pub enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 10.0)]
         start_timeout: f64,
     },
+    /// Manage package repositories.
+    Repo {
+        #[command(subcommand)]
+        command: RepoCommand,
+    },
+    /// List and search packages across repositories.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+    /// Write a new spacecore project (Rust or Go) to build and run.
+    Scaffold {
+        /// Project, crate and binary name: ^[a-z][a-z0-9-]{0,62}$ (asked for on a terminal).
+        name: Option<String>,
+        /// Language of the project.
+        #[arg(long, value_enum, default_value_t = ScaffoldLang::Rust)]
+        lang: ScaffoldLang,
+        /// Target directory (default: ./NAME).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Overwrite the template's files in a non-empty directory.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -118,4 +142,33 @@ pub enum PluginCall {
     Stop,
     Status,
     Logs,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScaffoldLang {
+    Rust,
+    Go,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepoCommand {
+    /// Add a repository: an https://, http://, file:// URL or a path to its index.
+    Add { name: String, url: String },
+    /// List repositories.
+    #[command(alias = "ls")]
+    List,
+    /// Remove a repository.
+    #[command(alias = "rm")]
+    Remove { name: String },
+    /// Fetch the index again (all repositories, or one).
+    Update { name: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Every package of every repository.
+    #[command(alias = "ls")]
+    List,
+    /// Packages matching a term (name, tags, description), best first.
+    Search { term: String },
 }

@@ -3,6 +3,9 @@
 mod init;
 mod logs;
 mod plugin;
+mod registry;
+mod repo;
+mod scaffold;
 mod workloads;
 
 use std::process::ExitCode;
@@ -58,6 +61,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             id,
             start_timeout,
         } => plugin::run(path, call, id, start_timeout, out).await,
+        Command::Repo { command } => repo::run(&home, out, command).await,
+        Command::Registry { command } => registry::run(&home, out, command),
+        Command::Scaffold {
+            name,
+            lang,
+            dir,
+            force,
+        } => scaffold::run(name, lang, dir, force),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vimana", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
