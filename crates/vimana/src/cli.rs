@@ -105,6 +105,21 @@ pub enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 10.0)]
         start_timeout: f64,
     },
+    /// Install a node from a repository and run it as a managed workload
+    /// named <SPACECORE>-<NODE-TYPE> (e.g. `vimana run celestia light-node`).
+    Run {
+        /// Package name (or REPO/NAME).
+        spacecore: String,
+        /// Node type, e.g. `light` or `light-node`.
+        node_type: String,
+        /// Node flags (`--network mocha`), then `--` and extra node arguments.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "FLAGS"
+        )]
+        rest: Vec<String>,
+    },
     /// Manage package repositories.
     Repo {
         #[command(subcommand)]

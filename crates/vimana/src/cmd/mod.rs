@@ -5,6 +5,7 @@ mod logs;
 mod plugin;
 mod registry;
 mod repo;
+mod run;
 mod scaffold;
 mod workloads;
 
@@ -61,6 +62,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             id,
             start_timeout,
         } => plugin::run(path, call, id, start_timeout, out).await,
+        Command::Run {
+            spacecore,
+            node_type,
+            rest,
+        } => {
+            run::run(
+                &home,
+                &client(),
+                out,
+                run::RunArgs {
+                    spacecore,
+                    node_type,
+                    rest,
+                },
+            )
+            .await
+        }
         Command::Repo { command } => repo::run(&home, out, command).await,
         Command::Registry { command } => registry::run(&home, out, command),
         Command::Scaffold {
