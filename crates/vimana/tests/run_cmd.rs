@@ -152,3 +152,79 @@ fn checksum_mismatch_installs_nothing() {
     let err = env.fails(&["status", "counter-node-light"]);
     assert!(err.contains("no workload named"), "{err}");
 }
+
+/// A static HTTP server on loopback (Python's http.server), killed on drop.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn serve(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 http.server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "http server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        HttpServer { child, port }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn end_to_end_over_http() {
+    let env = Env::new();
+    let pkg = env.home().join("www");
+    std::fs::create_dir_all(&pkg).unwrap();
+    repo(&pkg, None);
+    let server = HttpServer::serve(&pkg);
+    let url = format!("http://127.0.0.1:{}/index.toml", server.port);
+    env.ok(&["repo", "add", "web", &url]);
+    let hits = env.json(&["registry", "search", "counter"]);
+    assert_eq!(hits[0]["name"], "counter-node");
+    assert_eq!(hits[0]["repo"], "web");
+    env.ok(&["run", "counter-node", "light-node"]);
+    let w = env.workload("counter-node-light");
+    assert_eq!(w["state"], "running");
+    assert!(
+        w["spec"]["args"].to_string().contains("testnet"),
+        "default flag: {w}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !env.ok(&["logs", "counter-node-light"]).contains("tick") {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    env.ok(&["stop", "counter-node-light"]);
+    assert_eq!(env.workload("counter-node-light")["state"], "stopped");
+    // Everything it wrote is under VIMANA_HOME.
+    assert!(env.home().join("cache").exists() && env.home().join("packages/counter-node").exists());
+}
