@@ -39,3 +39,6 @@ echo "benches/run.sh: $(nproc) cores, $(date -u +%Y-%m-%dT%H:%M:%SZ), N=$N COUNT
 "$GO_HOST" -plugin "$GO_PLUGIN" -n "$N" -mtls=true
 "$GO_HOST" -plugin "$GO_PLUGIN" -n "$N" -mtls=false
 "$BENCH" daemon-rss --vimana "$REL/vimana" --plugin "$RUST_PLUGIN" --count "$COUNT"
+# Packages (issue 3): cached `vimana run`, and download throughput vs curl.
+"$BENCH" run-cached --vimana "$REL/vimana" --n "$N"
+"$BENCH" download --size-mib 200 --runs 3 --server python

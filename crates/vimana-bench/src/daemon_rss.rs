@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 
-const MARKER_VAR: &str = "VIMANA_BENCH_RUN";
+pub(crate) const MARKER_VAR: &str = "VIMANA_BENCH_RUN";
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
 const LOADED_SETTLE: Duration = Duration::from_secs(5);
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
@@ -41,16 +41,16 @@ struct Report {
 }
 
 /// The temporary home, the daemon, and what must be cleaned up.
-struct Run {
+pub(crate) struct Run {
     dir: Option<tempfile::TempDir>,
-    home: PathBuf,
-    marker: String,
+    pub(crate) home: PathBuf,
+    pub(crate) marker: String,
     vimana: PathBuf,
     daemon: Option<std::process::Child>,
 }
 
 impl Run {
-    fn new(vimana: PathBuf) -> Result<Self> {
+    pub(crate) fn new(vimana: PathBuf) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("vimana-bench-")
             .tempdir()
@@ -71,11 +71,11 @@ impl Run {
         })
     }
 
-    fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.home.parent().unwrap_or(&self.home)
     }
 
-    fn start_daemon(&mut self) -> Result<u32> {
+    pub(crate) fn start_daemon(&mut self) -> Result<u32> {
         let out = std::fs::File::create(self.root().join("daemon.out"))?;
         let err = out.try_clone()?;
         let child = std::process::Command::new(&self.vimana)
@@ -92,13 +92,13 @@ impl Run {
         Ok(pid)
     }
 
-    fn daemon_output(&self) -> String {
+    pub(crate) fn daemon_output(&self) -> String {
         let text = std::fs::read_to_string(self.root().join("daemon.out")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    fn daemon_exited(&mut self) -> Option<String> {
+    pub(crate) fn daemon_exited(&mut self) -> Option<String> {
         let child = self.daemon.as_mut()?;
         match child.try_wait() {
             Ok(Some(status)) => Some(status.to_string()),
@@ -106,7 +106,7 @@ impl Run {
         }
     }
 
-    async fn wait_for_socket(&mut self) -> Result<()> {
+    pub(crate) async fn wait_for_socket(&mut self) -> Result<()> {
         let socket = self.home.join("vimanad.sock");
         let deadline = Instant::now() + SOCKET_TIMEOUT;
         loop {
@@ -131,7 +131,7 @@ impl Run {
         }
     }
 
-    fn cli(&self) -> tokio::process::Command {
+    pub(crate) fn cli(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.vimana);
         cmd.env("VIMANA_HOME", &self.home)
             .arg("--no-autostart")
@@ -157,7 +157,7 @@ impl Run {
 
     /// Kills the daemon, then every process with this run's marker, then
     /// removes the directory. Idempotent.
-    fn cleanup(&mut self) {
+    pub(crate) fn cleanup(&mut self) {
         if let Some(mut d) = self.daemon.take() {
             let _ = d.kill();
             let _ = d.wait();
@@ -195,7 +195,7 @@ impl Drop for Run {
 }
 
 /// Live (non-zombie) processes whose environment holds `MARKER_VAR=marker`.
-fn marked_pids(marker: &str) -> BTreeSet<u32> {
+pub(crate) fn marked_pids(marker: &str) -> BTreeSet<u32> {
     let needle = format!("{MARKER_VAR}={marker}").into_bytes();
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {

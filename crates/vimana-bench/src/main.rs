@@ -6,11 +6,17 @@
 //!   HashiCorp's Go host.
 //! - `daemon-rss`: the daemon's resident memory idle and while it
 //!   supervises N spacecores.
+//! - `run-cached`: wall time of `vimana run` for an already installed and
+//!   initialised package.
+//! - `download`: `vimana_registry::download` throughput against curl from
+//!   the same loopback HTTP server.
 //!
 //! Each prints one JSON line on stdout. `bash benches/run.sh` runs them all.
 
 mod daemon_rss;
+mod download;
 mod launch;
+mod run_cached;
 mod stats;
 
 use std::path::PathBuf;
@@ -55,6 +61,27 @@ enum Command {
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
         parallel: u32,
     },
+    /// `vimana run` of an already downloaded, installed and initialised package.
+    RunCached {
+        /// The vimana executable.
+        #[arg(long, value_name = "PATH")]
+        vimana: PathBuf,
+        /// Iterations.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        n: u32,
+    },
+    /// Download throughput, vimana_registry::download vs curl, over loopback.
+    Download {
+        /// Size of the served file in MiB.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        size_mib: u64,
+        /// Downloads per client (alternating curl, vimana).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// The static HTTP server both clients download from.
+        #[arg(long, value_enum, default_value_t = download::Server::Python)]
+        server: download::Server,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +105,12 @@ fn main() -> ExitCode {
                 count,
                 parallel,
             } => daemon_rss::run(vimana, plugin, count, parallel).await,
+            Command::RunCached { vimana, n } => run_cached::run(vimana, n).await,
+            Command::Download {
+                size_mib,
+                runs,
+                server,
+            } => download::run(size_mib, runs, server).await,
         }
     });
     match result {

@@ -289,7 +289,7 @@ async fn fetch_http(
     };
 
     let mut h = Sha256::new();
-    let mut file = if offset > 0 {
+    let file = if offset > 0 {
         // Hash what we already have, then append.
         let mut f = std::fs::File::open(part).map_err(io("opening", part))?;
         let mut buf = vec![0u8; 1 << 16];
@@ -312,12 +312,15 @@ async fn fetch_http(
     };
     let mut done = offset;
     progress(done, total);
+    // Receiving, hashing and writing overlap: the two last run on their own
+    // threads, fed through bounded channels, and writes go out in 1 MiB blocks.
+    let sink = Pipeline::start(file, h);
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                let _ = file.sync_all();
+                let _ = sink.finish(part);
                 return Err(RegistryError::Network {
                     url: url.to_string(),
                     message: format!(
@@ -327,12 +330,13 @@ async fn fetch_http(
                 });
             }
         };
-        file.write_all(&chunk).map_err(io("writing", part))?;
-        h.update(&chunk);
         done += chunk.len() as u64;
+        if !sink.push(chunk) {
+            break;
+        }
         progress(done, total);
     }
-    file.sync_all().map_err(io("writing", part))?;
+    let (_file, h) = sink.finish(part)?;
     if let Some(t) = total
         && done != t
     {
@@ -342,6 +346,67 @@ async fn fetch_http(
         });
     }
     Ok(hex::encode(h.finalize()))
+}
+
+/// Hashes and writes a download on two threads while the caller receives.
+struct Pipeline {
+    write_tx: std::sync::mpsc::SyncSender<bytes::Bytes>,
+    hash_tx: std::sync::mpsc::SyncSender<bytes::Bytes>,
+    writer: std::thread::JoinHandle<std::io::Result<std::fs::File>>,
+    hasher: std::thread::JoinHandle<Sha256>,
+}
+
+impl Pipeline {
+    const DEPTH: usize = 64;
+
+    fn start(file: std::fs::File, mut h: Sha256) -> Self {
+        let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(Self::DEPTH);
+        let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(Self::DEPTH);
+        let writer = std::thread::spawn(move || {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            for chunk in write_rx {
+                out.write_all(&chunk)?;
+            }
+            out.into_inner().map_err(|e| e.into_error())
+        });
+        let hasher = std::thread::spawn(move || {
+            for chunk in hash_rx {
+                h.update(&chunk);
+            }
+            h
+        });
+        Self {
+            write_tx,
+            hash_tx,
+            writer,
+            hasher,
+        }
+    }
+
+    /// Hands a chunk to both threads; false when the writer has failed.
+    fn push(&self, chunk: bytes::Bytes) -> bool {
+        self.hash_tx.send(chunk.clone()).is_ok() && self.write_tx.send(chunk).is_ok()
+    }
+
+    /// Waits for both threads; the file is flushed (not fsynced: every cache
+    /// hit is hashed again before use, so an entry torn by a crash is
+    /// detected and fetched anew, and a torn partial fails its checksum).
+    fn finish(self, part: &Path) -> Result<(std::fs::File, Sha256)> {
+        drop(self.write_tx);
+        drop(self.hash_tx);
+        let thread_died = || RegistryError::Io {
+            action: "writing",
+            path: part.to_path_buf(),
+            source: std::io::Error::other("download writer thread failed"),
+        };
+        let file = self
+            .writer
+            .join()
+            .map_err(|_| thread_died())?
+            .map_err(io("writing", part))?;
+        let h = self.hasher.join().map_err(|_| thread_died())?;
+        Ok((file, h))
+    }
 }
 
 #[cfg(test)]
