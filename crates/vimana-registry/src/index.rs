@@ -112,7 +112,21 @@ pub struct NodeType {
     pub flags: BTreeMap<String, Flag>,
     pub ports: Vec<u16>,
     pub resources: Option<Resources>,
+    /// Environment of the node process (values templated like commands).
+    pub env: BTreeMap<String, String>,
+    /// What the supervisor does when the node exits by itself.
+    pub restart: Restart,
     pub artifacts: Vec<Artifact>,
+}
+
+/// Restart policy of a node type: `always`, `on-failure` or `never`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
 }
 
 /// A `run` flag a node type accepts (`--<name> <value>`).

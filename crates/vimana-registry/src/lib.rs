@@ -18,7 +18,9 @@ pub mod unpack;
 pub use default_repo::{BUILTIN_REPO, default_index, default_index_text};
 pub use download::{Downloaded, default_client, download, download_with};
 pub use error::{RegistryError, Result};
-pub use index::{ArchiveFormat, Artifact, Flag, Index, IndexError, NodeKind, NodeType, Package};
+pub use index::{
+    ArchiveFormat, Artifact, Flag, Index, IndexError, NodeKind, NodeType, Package, Restart,
+};
 pub use repos::{LoadedRepo, Registry, RepoInfo, UpdateOutcome, UpdateStatus};
 pub use resolve::{Resolved, host_platform, resolve_in};
 pub use search::{MatchKind, PackageHit, list_in, search_in};

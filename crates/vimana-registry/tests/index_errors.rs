@@ -145,6 +145,11 @@ fn other_rules() {
             "index::url",
         ),
         ("ports = [2121]", "ports = [70000]", "index::port"),
+        (
+            "ports = [2121]",
+            "ports = [2121]\nrestart = \"sometimes\"",
+            "index::restart",
+        ),
         ("memory = \"2GiB\"", "memory = \"lots\"", "index::memory"),
         ("bin = \"demo/bin/demo\"", "bin = \"../demo\"", "index::bin"),
         (

@@ -13,7 +13,7 @@ use common::Env;
 
 const NODE: &str = r#"#!/bin/sh
 if [ "$1" = init ]; then echo initialised > "$2/initialised"; exit 0; fi
-echo "node up $*"
+echo "node up $* net=$NODE_NET"
 trap 'exit 0' TERM
 while :; do echo tick; sleep 0.2; done
 "#;
@@ -59,6 +59,10 @@ description = "light node"
 kind = "process"
 init = ["{{{{bin}}}}", "init", "{{{{store}}}}"]
 start = ["{{{{bin}}}}", "--store", "{{{{store}}}}", "--network", "{{{{network}}}}"]
+restart = "on-failure"
+
+[package.node_types.light.env]
+NODE_NET = "{{{{network}}}}"
 
 [package.node_types.light.flags.network]
 default = "testnet"
@@ -89,6 +93,8 @@ fn run_installs_inits_and_supervises_a_node() {
     let w = env.workload("counter-node-light");
     assert_eq!(w["kind"], "process");
     assert_eq!(w["state"], "running");
+    assert_eq!(w["spec"]["restart"], "on-failure");
+    assert_eq!(w["spec"]["env"]["NODE_NET"], "devnet");
     let pid = w["pid"].as_i64().unwrap();
     let store = env.home().join("stores/counter-node-light");
     assert_eq!(
@@ -105,7 +111,7 @@ fn run_installs_inits_and_supervises_a_node() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let logs = env.ok(&["logs", "counter-node-light"]);
-        if logs.contains("node up --store") && logs.contains("--network devnet") {
+        if logs.contains("node up --store") && logs.contains("--network devnet net=devnet") {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{logs}");

@@ -61,6 +61,12 @@ pub(super) struct RawNodeType {
     pub ports: Vec<Spanned<i64>>,
     #[serde(default)]
     pub resources: Option<RawResources>,
+    /// Environment of the node process; values are templated like commands.
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// `always` (default), `on-failure` or `never`.
+    #[serde(default)]
+    pub restart: Option<Spanned<String>>,
     #[serde(default)]
     pub artifacts: Vec<RawArtifact>,
 }

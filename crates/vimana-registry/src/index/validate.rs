@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::raw::{RawArtifact, RawIndex, RawNodeType, RawPackage, SchemaProbe};
 use super::{
     ArchiveFormat, Artifact, Flag, Index, IndexError, NodeKind, NodeType, Package, Repository,
-    Resources, SCHEMA, normalize_arch, normalize_os,
+    Resources, Restart, SCHEMA, normalize_arch, normalize_os,
 };
 use crate::template::{BUILTINS, is_placeholder_name, placeholders};
 
@@ -311,6 +311,29 @@ fn node_type(cx: &Ctx<'_>, raw: RawNodeType) -> Result<NodeType, Box<IndexError>
         }
     };
 
+    let mut env = BTreeMap::new();
+    for (key, value) in raw.env {
+        check_command(cx, std::slice::from_ref(&value), &flags)?;
+        env.insert(key, value.into_inner());
+    }
+    let restart = match raw.restart {
+        None => Restart::Always,
+        Some(r) => match r.get_ref().as_str() {
+            "always" => Restart::Always,
+            "on-failure" => Restart::OnFailure,
+            "never" => Restart::Never,
+            other => {
+                return Err(cx.err(
+                    "index::restart",
+                    r.span(),
+                    format!("unknown restart policy {other:?}"),
+                    "not a restart policy",
+                    "use always, on-failure or never",
+                ));
+            }
+        },
+    };
+
     let mut platforms = BTreeSet::new();
     let mut artifacts = Vec::with_capacity(raw.artifacts.len());
     for a in raw.artifacts {
@@ -336,6 +359,8 @@ fn node_type(cx: &Ctx<'_>, raw: RawNodeType) -> Result<NodeType, Box<IndexError>
         flags,
         ports,
         resources,
+        env,
+        restart,
         artifacts,
     })
 }

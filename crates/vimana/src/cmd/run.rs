@@ -10,8 +10,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use http::Method;
-use vimana_api::{PackageRef, ProcessSpec, Resources, StartRequest, Workload, WorkloadSpec};
-use vimana_registry::{Registry, Resolved};
+use vimana_api::{
+    PackageRef, ProcessSpec, Resources, RestartPolicy, StartRequest, Workload, WorkloadSpec,
+};
+use vimana_registry::{Registry, Resolved, Restart};
 
 use super::repo::report;
 use crate::cli::OutputFormat;
@@ -60,12 +62,21 @@ pub async fn run(home: &Home, client: &Client, out: OutputFormat, a: RunArgs) ->
     let mut argv = render(&resolved.node_type.start)?;
     argv.extend(extra);
     let command = absolute_command(&argv[0], &bin)?;
+    let mut env = BTreeMap::new();
+    for (k, v) in &resolved.node_type.env {
+        let value = render(std::slice::from_ref(v))?.concat();
+        env.insert(k.clone(), value);
+    }
     let spec = ProcessSpec {
         command,
         args: argv[1..].to_vec(),
-        env: BTreeMap::new(),
+        env,
         cwd: Some(store.to_string_lossy().into_owned()),
-        restart: Default::default(),
+        restart: match resolved.node_type.restart {
+            Restart::Always => RestartPolicy::Always,
+            Restart::OnFailure => RestartPolicy::OnFailure,
+            Restart::Never => RestartPolicy::Never,
+        },
         stop_timeout_ms: None,
         resources: resolved.node_type.resources.as_ref().map(|r| Resources {
             cpu: r.cpu,
