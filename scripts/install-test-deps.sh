@@ -19,7 +19,22 @@ PACKAGES=(
     gcc
     make
     util-linux   # flock, used by build-go-spacecore.sh (Essential, normally present)
+    docker-registry  # OCI distribution registry for the Wasm image tests
+    nghttp2-client   # h2load, for the gateway benchmarks
+    python3-pip      # the Python grpcio clients of the gateway tests
 )
+
+# PyPI packages of the Python test clients (tests/py). Installed for the
+# `python3` on PATH; idempotent (pip skips what is present).
+PIP_PACKAGES=(grpcio grpcio-tools grpcio-reflection)
+pip_install() {
+    if python3 -c 'import grpc, grpc_tools, grpc_reflection' >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "install-test-deps: pip installing ${PIP_PACKAGES[*]}" >&2
+    python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}"
+}
 
 # One dpkg-query for all packages; unknown packages print nothing (and make
 # dpkg-query exit 1), so compare against the full list.
@@ -32,6 +47,7 @@ for pkg in "${PACKAGES[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+    pip_install
     exit 0
 fi
 
@@ -44,3 +60,4 @@ export DEBIAN_FRONTEND=noninteractive
 echo "install-test-deps: installing ${missing[*]}" >&2
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+pip_install

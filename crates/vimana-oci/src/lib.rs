@@ -1,0 +1,1 @@
+//! OCI artifacts of Wasm components (see docs/images.md).

@@ -1,0 +1,1 @@
+//! The adder example component (see README.md).
