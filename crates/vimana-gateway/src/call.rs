@@ -1,0 +1,108 @@
+//! A gRPC call to a service version: pick the version, read the request
+//! message within the size limit, run the blocking backend on tokio's
+//! blocking pool, and answer within the deadline.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use vimana_grpc::{Code, Status};
+
+use crate::body::GatewayBody;
+use crate::dispatch::split_path;
+use crate::gateway::Inner;
+use crate::grpc;
+use crate::table::Domain;
+
+/// Runs `work` on the blocking pool; a panic becomes `INTERNAL`.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, Status>
+where
+    F: FnOnce() -> Result<T, Status> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => Err(Status::internal(format!("backend failed: {e}"))),
+    }
+}
+
+/// Waits for `call` up to `deadline` plus the grace.
+pub(crate) async fn within<T>(
+    inner: &Inner,
+    deadline: Duration,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let limit = deadline.saturating_add(inner.config.deadline_grace);
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "no answer within the deadline of {deadline:?}"
+        ))),
+    }
+}
+
+/// Answers a gRPC call to one of the domain's services.
+pub(crate) async fn grpc_call(
+    inner: &Inner,
+    domain: &Domain,
+    req: Request<Incoming>,
+) -> Response<GatewayBody> {
+    let Some((service, method)) = split_path(req.uri().path()) else {
+        return grpc::status_response(None, &Status::unimplemented("bad gRPC path"));
+    };
+    let Some(server) = domain.route.services.get(service).cloned() else {
+        let status = Status::unimplemented(format!("unknown service {service}"));
+        return grpc::status_response(None, &status);
+    };
+    let method = method.to_string();
+    let Some(version) = server.pick() else {
+        let status = Status::new(
+            Code::Unavailable,
+            format!("no version of {service} takes traffic"),
+        );
+        return grpc::status_response(None, &status);
+    };
+    let component = version.name.clone();
+    let Some(backend) = version.grpc.clone() else {
+        let status = Status::unimplemented(format!("{component} serves no gRPC"));
+        return grpc::status_response(Some(&component), &status);
+    };
+    let mut deadline = server.deadline;
+    if let Some(t) = req
+        .headers()
+        .get("grpc-timeout")
+        .and_then(grpc::parse_timeout)
+    {
+        deadline = deadline.min(t);
+    }
+    let start = Instant::now();
+    let limit = inner.config.max_request_bytes;
+    let call = async move {
+        let message = grpc::read_message(req.into_body(), limit).await?;
+        let left = deadline.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(Status::deadline_exceeded(
+                "deadline passed while reading the request",
+            ));
+        }
+        blocking(move || run(backend.as_ref(), &method, message, left)).await
+    };
+    match within(inner, deadline, call).await {
+        Ok(messages) => grpc::ok_response(Some(&component), messages),
+        Err(status) => grpc::status_response(Some(&component), &status),
+    }
+}
+
+fn run(
+    backend: &dyn crate::GrpcBackend,
+    method: &str,
+    message: Bytes,
+    deadline: Duration,
+) -> Result<Vec<Bytes>, Status> {
+    if backend.is_server_streaming(method) {
+        backend.server_stream(method, message, deadline)
+    } else {
+        backend.unary(method, message, deadline).map(|m| vec![m])
+    }
+}
