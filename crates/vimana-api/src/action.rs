@@ -1,7 +1,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Event, LogRecord, Workload, WorkloadName, WorkloadSpec};
+use vimana_resources::{Resource, ResourceRef};
+
+use crate::{ChangeList, Event, LogRecord, ResourceQuery, Workload, WorkloadName, WorkloadSpec};
 
 /// Body of `PUT /v1/workloads/{name}`: register (if new) and start.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -51,6 +53,14 @@ pub enum Action {
         since: Option<u64>,
         workload: Option<WorkloadName>,
     },
+    /// Validate resources against the stored ones and store them, all or
+    /// nothing, in one transaction (each carries its origin for errors).
+    ApplyResources { resources: Vec<Resource> },
+    /// Stored resources with their status.
+    GetResources { query: ResourceQuery },
+    /// Delete resources (by `metadata.name`, or a Component's
+    /// `<domain>:<server>@<version>`), all or nothing.
+    DeleteResources { refs: Vec<ResourceRef> },
 }
 
 /// What an [`Action`] produced.
@@ -61,4 +71,8 @@ pub enum ActionOutcome {
     Removed,
     Logs(Vec<LogRecord>),
     Events(Vec<Event>),
+    /// What an apply or delete did, per resource.
+    ResourceChanges(ChangeList),
+    /// Stored resources, in dependency order then by name.
+    Resources(Vec<Resource>),
 }

@@ -13,6 +13,12 @@ pub enum ApiError {
     /// No such workload.
     #[error("no workload named {0:?}; `vimana status` lists the workloads that exist")]
     NotFound(String),
+    /// No such resource (the message names kind, name and how to list them).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// A resource breaks a rule (the message names document, field and rule).
+    #[error("{0}")]
+    InvalidResource(String),
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -28,14 +34,24 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A rejected resource: the message names file, document, resource,
+    /// field, rule and fix, and says that nothing was stored.
+    pub fn invalid_resource(e: &vimana_resources::ResourceError) -> Self {
+        ApiError::InvalidResource(format!(
+            "{e} (rule {}); fix: {}; nothing was applied",
+            e.rule(),
+            e.fix()
+        ))
+    }
+
     /// The HTTP status this error maps to.
     pub fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest(_) | ApiError::InvalidName(_) => 400,
-            ApiError::NotFound(_) => 404,
+            ApiError::NotFound(_) | ApiError::ResourceNotFound(_) => 404,
             ApiError::Conflict(_) => 409,
             ApiError::PayloadTooLarge(_) => 413,
-            ApiError::Workload(_) => 422,
+            ApiError::Workload(_) | ApiError::InvalidResource(_) => 422,
             ApiError::Internal(_) => 500,
         }
     }
@@ -45,7 +61,8 @@ impl ApiError {
         let (slug, title) = match self {
             ApiError::BadRequest(_) => ("bad-request", "Bad request"),
             ApiError::InvalidName(_) => ("invalid-name", "Invalid name"),
-            ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::NotFound(_) | ApiError::ResourceNotFound(_) => ("not-found", "Not found"),
+            ApiError::InvalidResource(_) => ("invalid-resource", "Invalid resource"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             ApiError::Workload(_) => ("workload-failed", "Workload failed"),

@@ -8,14 +8,21 @@ mod event;
 mod log;
 mod name;
 mod problem;
+mod resource;
 mod workload;
 
 pub use action::{Action, ActionOutcome, LogQuery, StartRequest};
 pub use error::ApiError;
-pub use event::{Event, EventKind};
+pub use event::{Event, EventKind, ResourceEvent, ResourceEventKind};
 pub use log::{LogRecord, LogStream};
 pub use name::{NameError, WorkloadName};
 pub use problem::Problem;
+pub use resource::{
+    ApplyRequest, ChangeKind, ChangeList, DeleteRequest, ResourceChange, ResourceId, ResourceQuery,
+    SourceRef,
+};
+/// The resource types, re-exported for the layers above the API.
+pub use vimana_resources as resources;
 pub use workload::{
     DesiredState, PackageRef, ProcessSpec, Resources, RestartPolicy, SpacecoreSpec, Workload,
     WorkloadKind, WorkloadSpec, WorkloadState,

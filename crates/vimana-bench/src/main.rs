@@ -10,14 +10,30 @@
 //!   initialised package.
 //! - `download`: `vimana_registry::download` throughput against curl from
 //!   the same loopback HTTP server.
+//! - `native-adder`: the adder example's AddFloats service natively in
+//!   tonic, the baseline for the gateway benchmark.
+//! - `grpc-load`: open-loop (fixed rate) or closed-loop (`--max`) gRPC
+//!   load against any AddFloats server.
 //!
-//! Each prints one JSON line on stdout. `bash benches/run.sh` runs them all.
+//! The first four print one JSON line on stdout; `bash benches/run.sh` runs
+//! them all. `bash benches/gateway.sh` runs the gateway benchmark.
 
 mod daemon_rss;
 mod download;
+mod grpc_conn;
+mod grpc_load;
 mod launch;
+mod load_report;
+mod native_adder;
 mod run_cached;
 mod stats;
+mod tls;
+
+/// Code generated from examples/adder/adder.proto (package `foo.bar`).
+#[allow(clippy::all, missing_docs)]
+mod adder_pb {
+    tonic::include_proto!("foo.bar");
+}
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,14 +98,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = download::Server::Python)]
         server: download::Server,
     },
+    /// Serve foo.bar.AdderService natively (tonic) until killed.
+    NativeAdder(native_adder::Opts),
+    /// gRPC load on AddFloats: fixed rate (open loop) or --max (closed loop).
+    GrpcLoad(grpc_load::Opts),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match &cli.command {
+        Command::NativeAdder(o) => builder.worker_threads(o.workers.into()),
+        Command::GrpcLoad(o) => builder.worker_threads(o.workers.into()),
+        _ => &mut builder,
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vimana-bench: cannot start the tokio runtime: {e}");
@@ -111,6 +134,8 @@ fn main() -> ExitCode {
                 runs,
                 server,
             } => download::run(size_mib, runs, server).await,
+            Command::NativeAdder(opts) => native_adder::run(opts).await,
+            Command::GrpcLoad(opts) => grpc_load::run(opts).await,
         }
     });
     match result {

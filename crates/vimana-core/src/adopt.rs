@@ -12,7 +12,11 @@ impl Core {
     /// Re-adopts every workload recorded in the store (daemon start), and
     /// waits (at most `wait`) until each one runs again or has failed, so
     /// the first answer the daemon gives is already true.
+    ///
+    /// It also hands the persisted resources to the resource observer
+    /// ([`Core::reconcile_resources`]) and stores their statuses.
     pub async fn adopt_all(&self, wait: Duration) -> Result<usize, ApiError> {
+        self.reconcile_resources().await?;
         let records = self.inner.blocking(|s| s.list()).await?;
         let mut n = 0;
         let mut ready = Vec::new();

@@ -65,6 +65,7 @@ impl Core {
                 sups: Mutex::default(),
                 locks: Mutex::default(),
                 opts,
+                resources: Default::default(),
             }),
         }
     }
@@ -269,6 +270,9 @@ impl CoreApi for Core {
                     .await?;
                 Ok(ActionOutcome::Events(evs))
             }
+            Action::ApplyResources { resources } => self.apply_resources(resources).await,
+            Action::GetResources { query } => self.get_resources(query).await,
+            Action::DeleteResources { refs } => self.delete_resources(refs).await,
         }
     }
 

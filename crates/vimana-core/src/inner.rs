@@ -18,6 +18,7 @@ pub(crate) struct Inner {
     pub(crate) sups: Mutex<HashMap<WorkloadName, mpsc::Sender<Cmd>>>,
     pub(crate) locks: Mutex<HashMap<WorkloadName, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) opts: CoreOptions,
+    pub(crate) resources: crate::resources::Resources,
 }
 
 impl Inner {

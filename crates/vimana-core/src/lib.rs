@@ -10,6 +10,8 @@ mod driver;
 mod error;
 mod inner;
 mod logs;
+mod observer;
+mod resources;
 mod supervisor;
 
 use async_trait::async_trait;
@@ -21,6 +23,7 @@ pub use core::{Core, CoreOptions};
 pub use driver::{Driver, DriverError, Exit, Instance, RunContext};
 pub use error::CoreError;
 pub use logs::{LogBook, LogSink, Rotation};
+pub use observer::{AVAILABLE, NO_RUNTIME, ResourceObserver, available, no_runtime};
 
 /// What the REST layer (and tests) need from the core.
 #[async_trait]

@@ -7,11 +7,14 @@
 //! No I/O: the caller reads the file (or stdin, named `-`).
 
 mod check;
+mod edit;
 mod error;
+mod json;
 mod parse;
 mod set;
 mod types;
 
+pub use edit::Dangling;
 pub use error::{Context, Origin, ResourceError, Rule};
 pub use parse::parse_documents;
 pub use set::{ApplyOutcome, ResourceRef, ResourceSet, validate};

@@ -72,7 +72,7 @@ fn syntax_error(file: &str, document: usize, e: &serde_yaml::Error) -> ResourceE
 }
 
 /// Checks `apiVersion` and `kind` of a non-empty document.
-fn header(origin: &Origin, value: &Value) -> Result<ResourceKind, ResourceError> {
+pub(crate) fn header(origin: &Origin, value: &Value) -> Result<ResourceKind, ResourceError> {
     let context = Context {
         origin: Some(origin.clone()),
         kind: None,

@@ -16,13 +16,13 @@ use crate::types::{Component, Domain, Resource, ResourceKind, Server, Vimana, co
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceSet {
     #[serde(default)]
-    vimanas: BTreeMap<String, Vimana>,
+    pub(crate) vimanas: BTreeMap<String, Vimana>,
     #[serde(default)]
-    domains: BTreeMap<String, Domain>,
+    pub(crate) domains: BTreeMap<String, Domain>,
     #[serde(default)]
-    servers: BTreeMap<String, Server>,
+    pub(crate) servers: BTreeMap<String, Server>,
     #[serde(default)]
-    components: BTreeMap<String, Component>,
+    pub(crate) components: BTreeMap<String, Component>,
 }
 
 /// A resource named by kind and `metadata.name`; displays as `Kind/name`.

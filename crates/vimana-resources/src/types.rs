@@ -325,7 +325,8 @@ impl Resource {
         }
     }
 
-    pub(crate) fn clear_status(&mut self) {
+    /// Drops `status` (input never carries observed state).
+    pub fn clear_status(&mut self) {
         match self {
             Resource::Vimana(o) => o.status = None,
             Resource::Domain(o) => o.status = None,

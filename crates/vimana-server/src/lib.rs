@@ -30,6 +30,7 @@ mod extract;
 mod logs;
 mod openapi;
 mod problem;
+mod resources;
 mod serve;
 mod system;
 mod workloads;
@@ -40,6 +41,10 @@ pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use logs::parse_get_logs;
 pub use openapi::{ApiDoc, openapi};
 pub use problem::{ApiProblem, PROBLEM_JSON};
+pub use resources::{
+    parse_apply_resources, parse_delete_resource, parse_delete_resources, parse_get_resources,
+    parse_kind,
+};
 pub use serve::{serve_tcp, serve_tcp_listener, serve_unix};
 pub use system::SystemInfo;
 pub use workloads::{
@@ -64,6 +69,14 @@ pub mod paths {
     pub const WORKLOAD_STOP: &str = "/v1/workloads/{name}/stop";
     /// `GET`: logs of one workload (ndjson).
     pub const WORKLOAD_LOGS: &str = "/v1/workloads/{name}/logs";
+    /// `POST`: apply resources; `GET`: every resource.
+    pub const RESOURCES: &str = "/v1/resources";
+    /// `POST`: delete several resources.
+    pub const RESOURCES_DELETE: &str = "/v1/resources/delete";
+    /// `GET`: resources of one kind.
+    pub const RESOURCES_OF_KIND: &str = "/v1/resources/{kind}";
+    /// `GET`, `DELETE`: one resource.
+    pub const RESOURCE: &str = "/v1/resources/{kind}/{name}";
     /// `GET`: the event log (ndjson).
     pub const EVENTS: &str = "/v1/events";
     /// `GET`: daemon version and API level.
@@ -164,6 +177,12 @@ fn route_table() -> Vec<RouteDef> {
         def(Verb::Delete, WORKLOAD, workloads::delete_workload),
         def(Verb::Post, WORKLOAD_STOP, workloads::stop_workload),
         def(Verb::Get, WORKLOAD_LOGS, logs::get_workload_logs),
+        def(Verb::Post, RESOURCES, resources::apply_resources),
+        def(Verb::Get, RESOURCES, resources::list_all_resources),
+        def(Verb::Post, RESOURCES_DELETE, resources::delete_resources),
+        def(Verb::Get, RESOURCES_OF_KIND, resources::list_resources),
+        def(Verb::Get, RESOURCE, resources::get_resource),
+        def(Verb::Delete, RESOURCE, resources::delete_resource),
         def(Verb::Get, EVENTS, events::get_events),
         def(Verb::Get, SYSTEM, system::get_system),
         def(Verb::Get, OPENAPI, openapi::get_openapi),

@@ -5,12 +5,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use vimana_api::{
-    DesiredState, Event, EventKind, LogQuery, LogRecord, LogStream, Problem, SpacecoreSpec,
+    ApplyRequest, ChangeKind, ChangeList, DeleteRequest, DesiredState, Event, EventKind, LogQuery,
+    LogRecord, LogStream, Problem, ResourceChange, ResourceId, SourceRef, SpacecoreSpec,
     StartRequest, Workload, WorkloadKind, WorkloadName, WorkloadSpec, WorkloadState,
 };
 
 use crate::system::SystemInfo;
-use crate::{events, logs, paths, system, workloads};
+use crate::{events, logs, paths, resources, system, workloads};
 
 /// The API description; [`openapi`] renders it.
 #[derive(OpenApi)]
@@ -28,6 +29,12 @@ use crate::{events, logs, paths, system, workloads};
         workloads::stop_workload,
         workloads::delete_workload,
         logs::get_workload_logs,
+        resources::apply_resources,
+        resources::list_all_resources,
+        resources::list_resources,
+        resources::get_resource,
+        resources::delete_resource,
+        resources::delete_resources,
         events::get_events,
         system::get_system,
         get_openapi,
@@ -48,11 +55,19 @@ use crate::{events, logs, paths, system, workloads};
         EventKind,
         Problem,
         SystemInfo,
+        ApplyRequest,
+        SourceRef,
+        DeleteRequest,
+        ResourceId,
+        ChangeList,
+        ResourceChange,
+        ChangeKind,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "workloads", description = "Register, start, stop and remove workloads"),
         (name = "logs", description = "Merged workload logs"),
+        (name = "resources", description = "api.vimana.host/v1alpha1 resources: Vimana, Domain, Server, Component"),
         (name = "events", description = "The append-only event log"),
         (name = "system", description = "The daemon itself"),
     )

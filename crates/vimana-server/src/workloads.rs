@@ -52,6 +52,8 @@ pub(crate) fn unexpected(action: &str, outcome: &ActionOutcome) -> ApiError {
         ActionOutcome::Removed => "removed",
         ActionOutcome::Logs(_) => "log records",
         ActionOutcome::Events(_) => "events",
+        ActionOutcome::ResourceChanges(_) => "resource changes",
+        ActionOutcome::Resources(_) => "resources",
     };
     ApiError::Internal(format!("the core answered {action} with {got}"))
 }
@@ -67,6 +69,9 @@ fn action_kind(action: &Action) -> &'static str {
         Action::List => "List",
         Action::Logs { .. } => "Logs",
         Action::Events { .. } => "Events",
+        Action::ApplyResources { .. } => "ApplyResources",
+        Action::GetResources { .. } => "GetResources",
+        Action::DeleteResources { .. } => "DeleteResources",
     }
 }
 

@@ -8,7 +8,9 @@
 //! | `meta`      | `"schema_version"`  | `u32`, [`SCHEMA_VERSION`]           |
 //! | `workloads` | workload name       | JSON of a [`Record`]                |
 //! | `events`    | `u64` sequence      | JSON of a [`vimana_api::Event`]     |
-//! | `counters`  | `"revision"`, `"event_seq"` | `u64`, last value handed out |
+//! | `resources` | `<Kind>/<name>`     | JSON of a [`ResourceRecord`]        |
+//! | `resource_events` | `u64` sequence | JSON of a [`vimana_api::ResourceEvent`] |
+//! | `counters`  | `"revision"`, `"event_seq"`, `"resource_event_seq"` | `u64`, last value handed out |
 //!
 //! # Guarantees
 //!
@@ -27,6 +29,7 @@ mod clock;
 mod error;
 mod events;
 mod record;
+mod resources;
 mod store;
 mod tables;
 
@@ -34,6 +37,7 @@ pub use clock::now_rfc3339;
 pub use error::StoreError;
 pub use events::{MAX_EVENTS, NewEvent};
 pub use record::{Record, SCHEMA_VERSION};
+pub use resources::{NewResourceEvent, ResourceRecord, ResourceWrite};
 pub use store::Store;
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use vimana_api::{Event, WorkloadName};
 use crate::events::{self, MAX_EVENTS, NewEvent};
 use crate::record::{Record, SCHEMA_VERSION, decode_record, encode_record};
 use crate::tables::{
-    COUNTERS, EVENT_SEQ, EVENTS, META, REVISION, SCHEMA_VERSION_KEY, WORKLOADS, next_counter,
-    read_counter,
+    COUNTERS, EVENT_SEQ, EVENTS, META, RESOURCE_EVENT_SEQ, REVISION, SCHEMA_VERSION_KEY, WORKLOADS,
+    next_counter, read_counter,
 };
 use crate::{StoreError, now_rfc3339};
 
@@ -27,9 +27,9 @@ const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// and each commits with [`Durability::Immediate`], so once a call returns
 /// `Ok` its effect survives a crash or `kill -9` of the process.
 pub struct Store {
-    db: Database,
-    path: PathBuf,
-    max_events: u64,
+    pub(crate) db: Database,
+    pub(crate) path: PathBuf,
+    pub(crate) max_events: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -141,10 +141,16 @@ impl Store {
                 count += 1;
             }
             let last_seq = tables.events.last()?.map_or(0, |(k, _)| k.value());
+            let resources = crate::resources::check_all(&txn, &self.path)?;
+            max_revision = max_revision.max(resources.max_revision);
 
             // Writes are transactional, so this holds unless the file was
             // edited; repairing is cheap and keeps revisions unique.
-            for (key, floor) in [(REVISION, max_revision), (EVENT_SEQ, last_seq)] {
+            for (key, floor) in [
+                (REVISION, max_revision),
+                (EVENT_SEQ, last_seq),
+                (RESOURCE_EVENT_SEQ, resources.last_event_seq),
+            ] {
                 let current = read_counter(&tables.counters, key)?;
                 if current < floor {
                     tracing::warn!(
@@ -157,13 +163,18 @@ impl Store {
                     tables.counters.insert(key, floor)?;
                 }
             }
-            tracing::debug!(store = %self.path.display(), workloads = count, "store opened");
+            tracing::debug!(
+                store = %self.path.display(),
+                workloads = count,
+                resources = resources.count,
+                "store opened"
+            );
         }
         txn.commit()?;
         Ok(())
     }
 
-    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+    pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         let mut txn = self.db.begin_write()?;
         // The default, stated explicitly: an acknowledged write survives kill -9.
         txn.set_durability(Durability::Immediate)?;

@@ -10,6 +10,11 @@ pub(crate) const META: TableDefinition<&str, u32> = TableDefinition::new("meta")
 pub(crate) const WORKLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("workloads");
 /// `events`: sequence number → JSON of a [`vimana_api::Event`].
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// `resources`: `<Kind>/<metadata.name>` → JSON of a [`crate::ResourceRecord`].
+pub(crate) const RESOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("resources");
+/// `resource_events`: sequence number → JSON of a [`vimana_api::ResourceEvent`].
+pub(crate) const RESOURCE_EVENTS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("resource_events");
 /// `counters`: [`REVISION`] and [`EVENT_SEQ`], the last values handed out.
 pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
@@ -18,6 +23,9 @@ pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 pub(crate) const REVISION: &str = "revision";
 /// Last event sequence number handed out (0 = none yet).
 pub(crate) const EVENT_SEQ: &str = "event_seq";
+
+/// Last resource event sequence number handed out (0 = none yet).
+pub(crate) const RESOURCE_EVENT_SEQ: &str = "resource_event_seq";
 
 /// Reads a counter; a missing counter is 0.
 pub(crate) fn read_counter(

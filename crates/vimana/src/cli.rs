@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum OutputFormat {
     Table,
     Json,
+    /// YAML (`get`, `apply` and `delete` only).
+    Yaml,
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,6 +145,31 @@ pub enum Command {
         /// Overwrite the template's files in a non-empty directory.
         #[arg(long)]
         force: bool,
+    },
+    /// Apply api.vimana.host/v1alpha1 resources (Vimana, Domain, Server,
+    /// Component) from YAML files, all or nothing.
+    Apply {
+        /// A multi-document YAML file, `-` for stdin (repeatable).
+        #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+        files: Vec<String>,
+    },
+    /// Show resources: `vimana get domains`, `vimana get component adder-1.0.0`.
+    Get {
+        /// vimanas, domains, servers, components (also singular, or vm, dom, srv, comp).
+        kind: String,
+        /// metadata.name, or for a Component <domain-id>:<server-id>@<version>.
+        name: Option<String>,
+    },
+    /// Delete resources: `vimana delete -f FILE` or `vimana delete KIND NAME`.
+    Delete {
+        /// Delete the resources of this YAML file, `-` for stdin (repeatable).
+        #[arg(short = 'f', long = "filename", value_name = "FILE", conflicts_with_all = ["kind", "name"])]
+        files: Vec<String>,
+        /// vimanas, domains, servers, components (also singular, or vm, dom, srv, comp).
+        #[arg(required_unless_present = "files", requires = "name")]
+        kind: Option<String>,
+        /// metadata.name, or for a Component <domain-id>:<server-id>@<version>.
+        name: Option<String>,
     },
     /// Print shell completions.
     Completions {

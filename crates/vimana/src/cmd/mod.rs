@@ -1,5 +1,8 @@
 //! One file per command.
 
+mod apply;
+mod delete;
+mod get;
 mod init;
 mod logs;
 mod plugin;
@@ -11,7 +14,7 @@ mod workloads;
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
@@ -22,6 +25,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::resolve(cli.home.clone())?;
     let client = || Client::new(home.clone(), !cli.no_autostart, cli.verbose);
     let out = cli.output;
+    let resource_cmd = matches!(
+        cli.command,
+        Command::Apply { .. } | Command::Get { .. } | Command::Delete { .. }
+    );
+    if out == crate::cli::OutputFormat::Yaml && !resource_cmd {
+        bail!("-o yaml is only supported by `apply`, `get` and `delete`; use -o json or -o table");
+    }
     match cli.command {
         Command::Daemon { listen } => crate::daemon::run(home, listen).await,
         Command::Init { force } => init::run(&home, force, out).await,
@@ -87,6 +97,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             dir,
             force,
         } => scaffold::run(name, lang, dir, force),
+        Command::Apply { files } => apply::run(&client(), out, &files).await,
+        Command::Get { kind, name } => get::run(&client(), out, &kind, name.as_deref()).await,
+        Command::Delete { files, kind, name } => {
+            delete::run(&client(), out, &files, kind.as_deref(), name.as_deref()).await
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vimana", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
