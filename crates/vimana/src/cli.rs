@@ -171,6 +171,29 @@ pub enum Command {
         /// metadata.name, or for a Component <domain-id>:<server-id>@<version>.
         name: Option<String>,
     },
+    /// Print the WIT world a component must implement to serve the gRPC
+    /// services of these protobuf files.
+    Wit {
+        /// .proto files.
+        #[arg(required = true, value_name = "FILE.proto")]
+        protos: Vec<std::path::PathBuf>,
+        /// Import path (repeatable); default: each file's directory.
+        #[arg(short = 'I', long = "include", value_name = "DIR")]
+        includes: Vec<std::path::PathBuf>,
+        /// Append the vimana:grpc package, so the output is one self-contained file.
+        #[arg(long)]
+        with_grpc: bool,
+    },
+    /// Component images: push to an OCI registry, embed a contract.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// The local CA that signs the gateway's certificates.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -204,6 +227,42 @@ pub enum RepoCommand {
     Remove { name: String },
     /// Fetch the index again (all repositories, or one).
     Update { name: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Push a component and its gRPC contract as an OCI artifact:
+    /// `vimana image push adder.wasm --proto adder.proto localhost:5000/<domain-id>/<server-id>:1.0.0`.
+    Push {
+        /// The component (.wasm).
+        component: std::path::PathBuf,
+        /// The service contract (repeatable); default: the contract embedded in the component.
+        #[arg(long = "proto", value_name = "FILE.proto")]
+        protos: Vec<std::path::PathBuf>,
+        /// Import path for --proto (repeatable).
+        #[arg(short = 'I', long = "include", value_name = "DIR")]
+        includes: Vec<std::path::PathBuf>,
+        /// `<registry>/<domain-id>/<server-id>:<version>`.
+        reference: String,
+    },
+    /// Embed the gRPC contract of .proto files into a component, for use as a local image.
+    Embed {
+        /// The component (.wasm).
+        component: std::path::PathBuf,
+        #[arg(long = "proto", value_name = "FILE.proto", required = true)]
+        protos: Vec<std::path::PathBuf>,
+        #[arg(short = 'I', long = "include", value_name = "DIR")]
+        includes: Vec<std::path::PathBuf>,
+        /// Write here instead of replacing the component.
+        #[arg(long = "out", value_name = "FILE")]
+        out_file: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// Print the CA certificate (PEM) for clients to trust.
+    Export,
 }
 
 #[derive(Subcommand, Debug)]

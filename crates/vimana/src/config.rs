@@ -13,6 +13,61 @@ pub struct Config {
     pub host: HostFacts,
     #[serde(default)]
     pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    #[serde(default)]
+    pub images: ImagesConfig,
+    #[serde(default)]
+    pub wasm: WasmConfig,
+}
+
+/// `[gateway]`: where the Wasm services are served.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// TLS listener (SNI routing); empty string = off.
+    pub tls_listen: String,
+    /// Plaintext HTTP/2 (h2c) and HTTP/1.1 listener; empty string = off.
+    pub h2c_listen: String,
+    /// Largest gRPC request message accepted, in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            tls_listen: "127.0.0.1:8443".into(),
+            h2c_listen: "127.0.0.1:8080".into(),
+            max_request_bytes: 4 << 20,
+        }
+    }
+}
+
+/// `[images]`: OCI registries of component images.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesConfig {
+    /// Registries (`host[:port]`) that may be reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+}
+
+/// `[wasm]`: per-request budgets of Wasm components.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WasmConfig {
+    /// Linear memory limit of one instance, in MiB.
+    pub memory_limit_mib: usize,
+    /// Instances alive at once (the pooling allocator's size).
+    pub max_instances: u32,
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit_mib: 64,
+            max_instances: 128,
+        }
+    }
 }
 
 /// What `vimana init` found.

@@ -42,6 +42,8 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
         ],
         opts,
     );
+    let wasm = wasm_runtime(&home, &config)?;
+    let core = core.with_resource_observer(wasm.clone());
     let adopted = core.adopt_all(Duration::from_secs(30)).await?;
     tracing::info!(adopted, home = %home.root.display(), "vimana daemon ready");
     let api: Arc<dyn CoreApi> = Arc::new(core.clone());
@@ -77,6 +79,7 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
         r = tasks.join_next() => r,
     };
     let _ = stop_tx.send(());
+    wasm.shutdown();
     core.detach_all();
     let _ = std::fs::remove_file(home.socket());
     match failed {
@@ -84,6 +87,39 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
         Some(Err(e)) => bail!("API server task failed: {e}"),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The Wasm service runtime: one wasmtime host, the gateway with the local
+/// CA, and the listeners from `[gateway]`.
+fn wasm_runtime(home: &Home, config: &Config) -> Result<Arc<vimana_services::WasmRuntime>> {
+    let w = &config.wasm;
+    let host = vimana_wasm::Host::with_config(vimana_wasm::HostConfig {
+        memory_limit: w.memory_limit_mib.saturating_mul(1 << 20),
+        max_instances: w.max_instances,
+        ..vimana_wasm::HostConfig::default()
+    })
+    .context("cannot set up the WebAssembly engine; check [wasm] in config.toml")?;
+    let ca = vimana_gateway::LocalCa::load_or_create(&home.ca_dir())
+        .with_context(|| format!("cannot load or create the local CA in {}", home.ca_dir().display()))?;
+    let gateway = Arc::new(vimana_gateway::Gateway::new(vimana_gateway::GatewayConfig {
+        max_request_bytes: config.gateway.max_request_bytes,
+        local_ca: Some(Arc::new(ca)),
+        ..vimana_gateway::GatewayConfig::default()
+    }));
+    let loader = vimana_services::Loader {
+        host,
+        oci: crate::cmd::image_oci_config(home, config),
+        compile_cache: home.compiled_dir(),
+        rt: tokio::runtime::Handle::current(),
+    };
+    let g = &config.gateway;
+    let listen = vimana_services::ListenConfig {
+        tls: Some(g.tls_listen.clone()).filter(|s| !s.is_empty()),
+        h2c: Some(g.h2c_listen.clone()).filter(|s| !s.is_empty()),
+        state_file: Some(home.gateway_file()),
+    };
+    let _ = std::fs::remove_file(home.gateway_file());
+    Ok(Arc::new(vimana_services::WasmRuntime::new(loader, gateway, listen)))
 }
 
 /// Takes the one-daemon-per-home lock and records our pid in it.

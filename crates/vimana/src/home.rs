@@ -52,6 +52,22 @@ impl Home {
     pub fn lock(&self) -> PathBuf {
         self.root.join("daemon.lock")
     }
+    /// The local CA of the gateway (key 0600).
+    pub fn ca_dir(&self) -> PathBuf {
+        self.root.join("ca")
+    }
+    /// OCI image cache (blobs by digest).
+    pub fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
+    /// Compiled components, by image digest and engine.
+    pub fn compiled_dir(&self) -> PathBuf {
+        self.root.join("compiled")
+    }
+    /// Where the daemon writes the gateway's bound addresses.
+    pub fn gateway_file(&self) -> PathBuf {
+        self.root.join("gateway.json")
+    }
     pub fn daemon_log(&self) -> PathBuf {
         self.logs().join("daemon.log")
     }

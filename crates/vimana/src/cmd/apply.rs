@@ -34,7 +34,8 @@ pub(super) fn read_resources(files: &[String]) -> Result<Vec<(Resource, SourceRe
                 .with_context(|| format!("cannot read resource file {file}"))?
         };
         let resources = parse_documents(file, &text).map_err(|e| located(file, &text, e))?;
-        for r in resources {
+        for mut r in resources {
+            absolute_image(&mut r)?;
             let origin = r.origin().map(|o| SourceRef {
                 file: o.file.clone(),
                 document: o.document,
@@ -53,6 +54,24 @@ pub(super) fn read_resources(files: &[String]) -> Result<Vec<(Resource, SourceRe
         ));
     }
     Ok(out)
+}
+
+/// A Component's local image path is resolved against the current
+/// directory here, because the daemon runs elsewhere.
+fn absolute_image(r: &mut Resource) -> Result<()> {
+    if let Resource::Component(c) = r
+        && let vimana_resources::ImageSource::Path(p) = c.spec.image_source()
+        && p.is_relative()
+    {
+        let cwd = std::env::current_dir().context("cannot resolve the current directory")?;
+        let joined: std::path::PathBuf = cwd
+            .join(&p)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        c.spec.image = joined.display().to_string();
+    }
+    Ok(())
 }
 
 /// A [`ResourceError`] with the file's text, so miette can show the line.

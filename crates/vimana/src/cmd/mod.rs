@@ -1,8 +1,10 @@
 //! One file per command.
 
 mod apply;
+mod ca;
 mod delete;
 mod get;
+mod image;
 mod init;
 mod logs;
 mod plugin;
@@ -10,6 +12,7 @@ mod registry;
 mod repo;
 mod run;
 mod scaffold;
+mod wit;
 mod workloads;
 
 use std::process::ExitCode;
@@ -20,6 +23,8 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command};
 use crate::client::Client;
 use crate::home::Home;
+
+pub use image::oci_config as image_oci_config;
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::resolve(cli.home.clone())?;
@@ -102,6 +107,28 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Delete { files, kind, name } => {
             delete::run(&client(), out, &files, kind.as_deref(), name.as_deref()).await
         }
+        Command::Wit {
+            protos,
+            includes,
+            with_grpc,
+        } => wit::run(protos, includes, with_grpc),
+        Command::Image { command } => match command {
+            crate::cli::ImageCommand::Push {
+                component,
+                protos,
+                includes,
+                reference,
+            } => image::push(&home, out, component, protos, includes, reference).await,
+            crate::cli::ImageCommand::Embed {
+                component,
+                protos,
+                includes,
+                out_file,
+            } => image::embed(component, protos, includes, out_file),
+        },
+        Command::Ca {
+            command: crate::cli::CaCommand::Export,
+        } => ca::export(&home),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vimana", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
