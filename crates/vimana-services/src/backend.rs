@@ -122,7 +122,9 @@ impl HttpBackend for WasmHttp {
             memory_limit: None,
         };
         self.component.handle_http(req, opts).map_err(|e| match e {
-            CallError::DeadlineExceeded => Status::deadline_exceeded("the HTTP handler ran past its deadline"),
+            CallError::DeadlineExceeded => {
+                Status::deadline_exceeded("the HTTP handler ran past its deadline")
+            }
             CallError::ResourceExhausted(why) => Status::resource_exhausted(why),
             CallError::Trap(why) => Status::internal(format!("the component trapped: {why}")),
             other => Status::internal(other.to_string()),

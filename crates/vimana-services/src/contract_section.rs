@@ -117,7 +117,10 @@ mod tests {
         let once = embed(&empty_component(), &big).unwrap();
         let twice = embed(&once, b"new").unwrap();
         assert_eq!(extract(&twice).unwrap().as_deref(), Some(&b"new"[..]));
-        assert_eq!(twice.len(), embed(&empty_component(), b"new").unwrap().len());
+        assert_eq!(
+            twice.len(),
+            embed(&empty_component(), b"new").unwrap().len()
+        );
     }
 
     #[test]

@@ -69,12 +69,12 @@ pub fn fetch(
     match source {
         ImageSource::Path(p) => read_local(p),
         ImageSource::Oci(reference) => {
-            let pulled = rt
-                .block_on(vimana_oci::pull(oci, reference))
-                .map_err(|e| ImageError::Pull {
-                    reference: reference.clone(),
-                    why: e.to_string(),
-                })?;
+            let pulled =
+                rt.block_on(vimana_oci::pull(oci, reference))
+                    .map_err(|e| ImageError::Pull {
+                        reference: reference.clone(),
+                        why: e.to_string(),
+                    })?;
             Ok(Image {
                 digest: digest_of(&pulled.wasm),
                 wasm: pulled.wasm,

@@ -99,7 +99,8 @@ impl Listeners {
                 "h2c": bound.h2c.map(|a| a.to_string()),
             });
             let tmp = path.with_extension("json.tmp");
-            let written = std::fs::write(&tmp, json.to_string()).and_then(|()| std::fs::rename(&tmp, path));
+            let written =
+                std::fs::write(&tmp, json.to_string()).and_then(|()| std::fs::rename(&tmp, path));
             if let Err(e) = written {
                 tracing::warn!(error = %e, path = %path.display(), "cannot record the gateway addresses");
             }
@@ -119,7 +120,9 @@ fn bind(
         return Ok(None);
     };
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
-        format!("cannot listen on {addr}: {e}; free the port or change [gateway] {key} in config.toml")
+        format!(
+            "cannot listen on {addr}: {e}; free the port or change [gateway] {key} in config.toml"
+        )
     })?;
     std_listener
         .set_nonblocking(true)

@@ -20,9 +20,10 @@ pub fn merged(title: &str, contracts: &[Arc<Contract>], services: &[&str]) -> Ve
             Some(d) => {
                 merge_object(d, &part, "paths");
                 if let Some(schemas) = part.pointer("/components/schemas") {
-                    let target = d
-                        .as_object_mut()
-                        .map(|o| o.entry("components").or_insert_with(|| Value::Object(Map::new())));
+                    let target = d.as_object_mut().map(|o| {
+                        o.entry("components")
+                            .or_insert_with(|| Value::Object(Map::new()))
+                    });
                     if let Some(Value::Object(comp)) = target {
                         let entry = comp
                             .entry("schemas")

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use vimana_core::available;
-use vimana_gateway::{DomainRoute, ReflectionPolicy, Routes, ServerRoute, TlsMaterial, VersionRoute};
+use vimana_gateway::{
+    DomainRoute, ReflectionPolicy, Routes, ServerRoute, TlsMaterial, VersionRoute,
+};
 use vimana_resources::{
     DEFAULT_CANONICAL_SUPERDOMAIN, Domain, ResourceKind, ResourceSet, Server, Status,
     component_name,
@@ -33,7 +35,10 @@ pub fn build(set: &ResourceSet, loaded: &HashMap<String, Arc<Deployed>>) -> (Rou
         ));
     }
     for d in set.domains() {
-        let servers: Vec<&Server> = set.servers().filter(|s| s.spec.domain == d.spec.id).collect();
+        let servers: Vec<&Server> = set
+            .servers()
+            .filter(|s| s.spec.domain == d.spec.id)
+            .collect();
         match domain_route(set, d, &servers, loaded, &mut out) {
             Ok(route) => {
                 out.push((
@@ -67,21 +72,32 @@ fn domain_route(
     let superdomain = set
         .vimanas()
         .find(|v| v.metadata.name == d.spec.vimana)
-        .map_or(DEFAULT_CANONICAL_SUPERDOMAIN, |v| v.spec.canonical_superdomain.as_str());
+        .map_or(DEFAULT_CANONICAL_SUPERDOMAIN, |v| {
+            v.spec.canonical_superdomain.as_str()
+        });
     let mut hostnames = vec![format!("{}.{superdomain}", d.spec.id)];
     hostnames.extend(d.spec.aliases.iter().cloned());
     let tls = match &d.spec.tls {
         None => None,
         Some(t) => Some(TlsMaterial {
             cert_chain_pem: std::fs::read(&t.cert_file).map_err(|e| {
-                ("TlsUnreadable", format!("cannot read spec.tls.certFile {}: {e}", t.cert_file))
+                (
+                    "TlsUnreadable",
+                    format!("cannot read spec.tls.certFile {}: {e}", t.cert_file),
+                )
             })?,
             key_pem: std::fs::read(&t.key_file).map_err(|e| {
-                ("TlsUnreadable", format!("cannot read spec.tls.keyFile {}: {e}", t.key_file))
+                (
+                    "TlsUnreadable",
+                    format!("cannot read spec.tls.keyFile {}: {e}", t.key_file),
+                )
             })?,
         }),
     };
-    let reflection = match (&d.spec.grpc.reflection.none_but, &d.spec.grpc.reflection.all_but) {
+    let reflection = match (
+        &d.spec.grpc.reflection.none_but,
+        &d.spec.grpc.reflection.all_but,
+    ) {
         (Some(only), _) => ReflectionPolicy::NoneBut(only.clone()),
         (None, Some(except)) => ReflectionPolicy::AllBut(except.clone()),
         (None, None) => ReflectionPolicy::All,
@@ -95,7 +111,10 @@ fn domain_route(
     };
     let mut contracts = Vec::new();
     for s in servers {
-        let deadline = s.spec.deadline_ms.map_or(DEFAULT_DEADLINE, Duration::from_millis);
+        let deadline = s
+            .spec
+            .deadline_ms
+            .map_or(DEFAULT_DEADLINE, Duration::from_millis);
         let mut grpc_versions: HashMap<&str, Vec<VersionRoute>> = HashMap::new();
         let mut http_versions = Vec::new();
         let mut missing = Vec::new();
@@ -107,20 +126,26 @@ fn domain_route(
             };
             match &dep.contract {
                 Some(contract) => {
-                    if !contracts.iter().any(|c: &Arc<vimana_grpc::Contract>| Arc::ptr_eq(c, contract)) {
+                    if !contracts
+                        .iter()
+                        .any(|c: &Arc<vimana_grpc::Contract>| Arc::ptr_eq(c, contract))
+                    {
                         contracts.push(Arc::clone(contract));
                     }
                     for svc in &s.spec.services {
-                        grpc_versions.entry(svc.as_str()).or_default().push(VersionRoute {
-                            name: name.clone(),
-                            weight: *weight,
-                            grpc: Some(Arc::new(WasmGrpc {
-                                service: svc.clone(),
-                                component: Arc::clone(&dep.component),
-                                contract: Arc::clone(contract),
-                            })),
-                            http: None,
-                        });
+                        grpc_versions
+                            .entry(svc.as_str())
+                            .or_default()
+                            .push(VersionRoute {
+                                name: name.clone(),
+                                weight: *weight,
+                                grpc: Some(Arc::new(WasmGrpc {
+                                    service: svc.clone(),
+                                    component: Arc::clone(&dep.component),
+                                    contract: Arc::clone(contract),
+                                })),
+                                http: None,
+                            });
                     }
                 }
                 None => http_versions.push(VersionRoute {
@@ -170,15 +195,26 @@ fn domain_route(
 
 fn server_status(s: &Server, missing: &[String]) -> Status {
     if s.spec.version_weights.is_empty() {
-        return available("False", "NoVersions", "spec.versionWeights names no Component version");
+        return available(
+            "False",
+            "NoVersions",
+            "spec.versionWeights names no Component version",
+        );
     }
     if missing.is_empty() {
-        available("True", "Serving", format!("{} version(s) in rotation", s.spec.version_weights.len()))
+        available(
+            "True",
+            "Serving",
+            format!("{} version(s) in rotation", s.spec.version_weights.len()),
+        )
     } else {
         available(
             "False",
             "VersionsUnavailable",
-            format!("not loaded: {}; see `vimana get components`", missing.join(", ")),
+            format!(
+                "not loaded: {}; see `vimana get components`",
+                missing.join(", ")
+            ),
         )
     }
 }

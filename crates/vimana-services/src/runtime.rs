@@ -70,11 +70,10 @@ impl WasmRuntime {
         } = &mut *state;
 
         // Components: keep what is loaded with the same image, load the rest.
-        let wanted: HashMap<String, &vimana_resources::Component> = set
-            .components()
-            .map(|c| (c.component_name(), c))
-            .collect();
-        components.retain(|name, (image, _)| wanted.get(name).is_some_and(|c| &c.spec.image == image));
+        let wanted: HashMap<String, &vimana_resources::Component> =
+            set.components().map(|c| (c.component_name(), c)).collect();
+        components
+            .retain(|name, (image, _)| wanted.get(name).is_some_and(|c| &c.spec.image == image));
         for (name, c) in &wanted {
             if let Some((_, d)) = components.get(name) {
                 out.push(component_status(c, d));
@@ -111,13 +110,22 @@ impl WasmRuntime {
         } else {
             lock(&self.listeners).bound().ok_or_else(String::new)
         };
-        for (_, _, status) in out.iter_mut().filter(|(k, _, _)| *k == ResourceKind::Vimana) {
+        for (_, _, status) in out
+            .iter_mut()
+            .filter(|(k, _, _)| *k == ResourceKind::Vimana)
+        {
             *status = match (&routed, &listening) {
                 (Err(e), _) => available("False", "RoutesRejected", e.clone()),
-                (Ok(()), Ok(bound)) => available("True", "Serving", format!("gateway on {}", bound.describe())),
-                (Ok(()), Err(e)) if e.is_empty() => {
-                    available("True", "Idle", "no Domain yet; the gateway listens once one is applied")
-                }
+                (Ok(()), Ok(bound)) => available(
+                    "True",
+                    "Serving",
+                    format!("gateway on {}", bound.describe()),
+                ),
+                (Ok(()), Err(e)) if e.is_empty() => available(
+                    "True",
+                    "Idle",
+                    "no Domain yet; the gateway listens once one is applied",
+                ),
                 (Ok(()), Err(e)) => available("False", "ListenFailed", e.clone()),
             };
         }

@@ -99,13 +99,19 @@ fn wasm_runtime(home: &Home, config: &Config) -> Result<Arc<vimana_services::Was
         ..vimana_wasm::HostConfig::default()
     })
     .context("cannot set up the WebAssembly engine; check [wasm] in config.toml")?;
-    let ca = vimana_gateway::LocalCa::load_or_create(&home.ca_dir())
-        .with_context(|| format!("cannot load or create the local CA in {}", home.ca_dir().display()))?;
-    let gateway = Arc::new(vimana_gateway::Gateway::new(vimana_gateway::GatewayConfig {
-        max_request_bytes: config.gateway.max_request_bytes,
-        local_ca: Some(Arc::new(ca)),
-        ..vimana_gateway::GatewayConfig::default()
-    }));
+    let ca = vimana_gateway::LocalCa::load_or_create(&home.ca_dir()).with_context(|| {
+        format!(
+            "cannot load or create the local CA in {}",
+            home.ca_dir().display()
+        )
+    })?;
+    let gateway = Arc::new(vimana_gateway::Gateway::new(
+        vimana_gateway::GatewayConfig {
+            max_request_bytes: config.gateway.max_request_bytes,
+            local_ca: Some(Arc::new(ca)),
+            ..vimana_gateway::GatewayConfig::default()
+        },
+    ));
     let loader = vimana_services::Loader {
         host,
         oci: crate::cmd::image_oci_config(home, config),
@@ -119,7 +125,9 @@ fn wasm_runtime(home: &Home, config: &Config) -> Result<Arc<vimana_services::Was
         state_file: Some(home.gateway_file()),
     };
     let _ = std::fs::remove_file(home.gateway_file());
-    Ok(Arc::new(vimana_services::WasmRuntime::new(loader, gateway, listen)))
+    Ok(Arc::new(vimana_services::WasmRuntime::new(
+        loader, gateway, listen,
+    )))
 }
 
 /// Takes the one-daemon-per-home lock and records our pid in it.

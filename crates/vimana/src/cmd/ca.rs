@@ -9,8 +9,12 @@ use crate::home::Home;
 
 pub fn export(home: &Home) -> Result<ExitCode> {
     home.ensure()?;
-    let ca = vimana_gateway::LocalCa::load_or_create(&home.ca_dir())
-        .with_context(|| format!("cannot load or create the local CA in {}", home.ca_dir().display()))?;
+    let ca = vimana_gateway::LocalCa::load_or_create(&home.ca_dir()).with_context(|| {
+        format!(
+            "cannot load or create the local CA in {}",
+            home.ca_dir().display()
+        )
+    })?;
     print!("{}", ca.ca_pem());
     Ok(ExitCode::SUCCESS)
 }

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use vimana_oci::{ArtifactParts, OciConfig};
 
+use crate::cli::OutputFormat;
 use crate::cmd::wit::default_includes;
 use crate::config::Config;
 use crate::home::Home;
-use crate::cli::OutputFormat;
 
 /// The descriptor set of `protos`, checked against the convention.
 fn contract(protos: &[PathBuf], includes: Vec<PathBuf>) -> Result<Vec<u8>> {
@@ -94,6 +94,10 @@ pub fn embed(
     std::fs::write(&tmp, &embedded).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &target)
         .with_context(|| format!("cannot replace {}", target.display()))?;
-    println!("wrote {} ({} bytes, contract embedded)", target.display(), embedded.len());
+    println!(
+        "wrote {} ({} bytes, contract embedded)",
+        target.display(),
+        embedded.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
