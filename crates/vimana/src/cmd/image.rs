@@ -9,11 +9,13 @@ use vimana_oci::{ArtifactParts, OciConfig};
 
 use crate::cli::OutputFormat;
 use crate::cmd::wit::default_includes;
+
 use crate::config::Config;
 use crate::home::Home;
 
 /// The descriptor set of `protos`, checked against the convention.
 fn contract(protos: &[PathBuf], includes: Vec<PathBuf>) -> Result<Vec<u8>> {
+    crate::cmd::wit::check_readable(protos)?;
     let includes = default_includes(protos, includes);
     let fds = vimana_grpc::compile_protos(protos, &includes)
         .context("cannot compile the protobuf files")?;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 pub fn run(protos: Vec<PathBuf>, includes: Vec<PathBuf>, with_grpc: bool) -> Result<ExitCode> {
+    check_readable(&protos)?;
     let includes = default_includes(&protos, includes);
     let fds = vimana_grpc::compile_protos(&protos, &includes)
         .context("cannot compile the protobuf files")?;
@@ -20,6 +21,16 @@ pub fn run(protos: Vec<PathBuf>, includes: Vec<PathBuf>, with_grpc: bool) -> Res
         print!("{}", nested_grpc_package());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A missing file is named as such (protox would say "not in any include
+/// path").
+pub fn check_readable(protos: &[PathBuf]) -> Result<()> {
+    for p in protos {
+        std::fs::metadata(p)
+            .with_context(|| format!("cannot read the protobuf file {}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// Without `-I`, each file's directory is an include path (as protoc does
