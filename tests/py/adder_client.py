@@ -15,9 +15,11 @@ trusting only the exported vimana CA, and runs one check:
 Exit status 0 on success; prints one line per result.
 """
 import argparse
+import atexit
 import importlib
 import json
 import os
+import shutil
 import socket
 import ssl
 import sys
@@ -29,6 +31,7 @@ def stubs(proto):
     import grpc_tools
 
     out = tempfile.mkdtemp(prefix="adder-stubs-")
+    atexit.register(shutil.rmtree, out, True)
     include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     rc = protoc.main([
         "protoc",

@@ -71,11 +71,31 @@ fn build_adder_writes_component_and_descriptor_set() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(std::fs::read(&wasm).unwrap(), adder::component().unwrap());
+    let written = std::fs::read(&wasm).unwrap();
+    let set = adder::descriptor_set().unwrap();
+    // The contract is embedded by default, exactly as `vimana image embed` does.
     assert_eq!(
-        std::fs::read(&pb).unwrap(),
-        adder::descriptor_set().unwrap()
+        written,
+        vimana_services::contract_section::embed(&adder::component().unwrap(), &set).unwrap()
     );
+    assert_eq!(
+        vimana_services::contract_section::extract(&written).unwrap(),
+        Some(set.clone())
+    );
+    assert_eq!(std::fs::read(&pb).unwrap(), set);
+}
+
+#[test]
+fn build_adder_no_contract_writes_the_bare_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("adder.wasm");
+    let out = Command::new(env!("CARGO_BIN_EXE_build-adder"))
+        .arg(&wasm)
+        .arg("--no-contract")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(&wasm).unwrap(), adder::component().unwrap());
 }
 
 #[test]

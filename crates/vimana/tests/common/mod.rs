@@ -241,3 +241,185 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     p
 }
+
+// ---- Wasm services: gateway, Python grpcio clients, a real OCI registry ----
+
+/// An [`Env`] whose gateway listens on free loopback ports (TLS and h2c),
+/// with `extra` appended to config.toml (e.g. an `[images]` table).
+pub fn gateway_env(extra: &str) -> Env {
+    let env = Env::new();
+    let path = env.home().join("config.toml");
+    let mut config = std::fs::read_to_string(&path).expect("read config");
+    config.push_str("[gateway]\ntls_listen = \"127.0.0.1:0\"\nh2c_listen = \"127.0.0.1:0\"\n");
+    config.push_str(extra);
+    std::fs::write(&path, config).expect("write config");
+    env
+}
+
+/// The gateway's bound addresses from VIMANA_HOME/gateway.json.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayAddrs {
+    pub tls: String,
+    pub h2c: String,
+}
+
+impl Env {
+    /// Polls VIMANA_HOME/gateway.json until it names both listeners.
+    pub fn gateway_addrs(&self) -> GatewayAddrs {
+        let path = self.home().join("gateway.json");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let parsed = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
+            if let Some(v) = parsed
+                && let (Some(tls), Some(h2c)) = (v["tls"].as_str(), v["h2c"].as_str())
+            {
+                return GatewayAddrs {
+                    tls: tls.to_owned(),
+                    h2c: h2c.to_owned(),
+                };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no gateway addresses in {}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes `yaml` to a file in VIMANA_HOME and applies it; returns stdout.
+    pub fn apply_yaml(&self, name: &str, yaml: &str) -> String {
+        let path = self.home().join(name);
+        std::fs::write(&path, yaml).expect("write yaml");
+        self.ok(&["apply", "-f", path.to_str().expect("utf-8 path")])
+    }
+
+    /// `vimana ca export` written to VIMANA_HOME/ca-export.pem.
+    pub fn ca_file(&self) -> PathBuf {
+        let pem = self.ok(&["ca", "export"]);
+        assert!(pem.contains("BEGIN CERTIFICATE"), "{pem}");
+        let path = self.home().join("ca-export.pem");
+        std::fs::write(&path, pem).expect("write ca");
+        path
+    }
+
+    /// The `Available` condition of a resource: (status, reason, message).
+    pub fn available(&self, kind: &str, name: &str) -> (String, String, String) {
+        let v = self.json(&["get", kind, name]);
+        let r = if v.is_array() { v[0].clone() } else { v };
+        let c = r["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Available"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind}/{name} has no Available condition: {r}"));
+        let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+        (s("status"), s("reason"), s("message"))
+    }
+}
+
+/// A script of tests/py run with python3.
+pub fn python(script: &str) -> Command {
+    let mut c = Command::new("python3");
+    c.arg(repo().join("tests/py").join(script));
+    c
+}
+
+/// Runs a tests/py script, asserts exit 0, returns stdout.
+pub fn python_ok(script: &str, args: &[&str]) -> String {
+    let out = python(script).args(args).output().expect("run python3");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}): {}\nstdout: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value after `key ` on the first line of `out` starting with it.
+pub fn line_value<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no `{key}` line in: {out}"))
+}
+
+/// Where Debian installs the OCI registry (distribution 2.8).
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+/// A real `docker-registry` on a free loopback port with a generated config
+/// and temporary storage (as in crates/vimana-oci/tests/support); killed on
+/// drop.
+pub struct Registry {
+    child: Option<std::process::Child>,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        use std::io::{Read, Write};
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is not installed (apt-get install docker-registry)"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n  secret: vimana-test-secret\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .expect("registry config");
+        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn docker-registry");
+        let registry = Registry {
+            child: Some(child),
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(&registry.addr) {
+                let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
+                let mut head = String::new();
+                let _ = s.read_to_string(&mut head);
+                if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") {
+                    return registry;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not become ready on {}",
+                registry.addr
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

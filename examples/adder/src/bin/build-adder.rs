@@ -1,6 +1,9 @@
-//! `build-adder [OUT.wasm] [--descriptor-set OUT.pb]`: writes the adder
-//! component (default `target/adder.wasm`, relative to the current
-//! directory) and, if asked, the encoded descriptor set of `adder.proto`.
+//! `build-adder [OUT.wasm] [--descriptor-set OUT.pb] [--no-contract]`:
+//! writes the adder component (default `target/adder.wasm`, relative to the
+//! current directory) with its gRPC contract (the encoded descriptor set of
+//! `adder.proto`) embedded in the `vimana:grpc/descriptor-set` custom
+//! section, so `vimana apply -f examples/adder/adder.yaml` can serve it as
+//! is; and, if asked, the descriptor set as a file of its own.
 //!
 //! ```text
 //! cargo run -p adder --bin build-adder -- target/adder.wasm --descriptor-set target/adder.pb
@@ -13,11 +16,14 @@ use std::process::ExitCode;
 const DEFAULT_OUT: &str = "target/adder.wasm";
 
 const USAGE: &str = "\
-usage: build-adder [OUT.wasm] [--descriptor-set OUT.pb]
+usage: build-adder [OUT.wasm] [--descriptor-set OUT.pb] [--no-contract]
 
 Builds the foo.bar.AdderService component (adder.wat + wit/adder.wit) and
-writes it to OUT.wasm (default: target/adder.wasm). With --descriptor-set,
-also writes the encoded FileDescriptorSet of adder.proto.";
+writes it to OUT.wasm (default: target/adder.wasm), with the encoded
+FileDescriptorSet of adder.proto embedded in its custom section
+`vimana:grpc/descriptor-set` (what `vimana image embed` writes), ready for
+`vimana apply -f examples/adder/adder.yaml`. --no-contract writes the bare
+component. With --descriptor-set, also writes the descriptor set to OUT.pb.";
 
 /// What went wrong; usage errors exit with 2, the rest with 1.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +32,8 @@ enum CliError {
     Usage(String),
     #[error(transparent)]
     Build(#[from] adder::BuildError),
+    #[error("embedding the contract: {0}")]
+    Embed(#[from] vimana_services::contract_section::SectionError),
     #[error("writing {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -38,6 +46,7 @@ enum CliError {
 struct Args {
     out: Option<PathBuf>,
     descriptor_set: Option<PathBuf>,
+    no_contract: bool,
     help: bool,
 }
 
@@ -47,6 +56,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, CliError> 
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
             parsed.help = true;
+        } else if arg == "--no-contract" {
+            parsed.no_contract = true;
         } else if arg == "--descriptor-set" {
             let path = args
                 .next()
@@ -84,11 +95,17 @@ fn run() -> Result<(), CliError> {
         return Ok(());
     }
     let out = args.out.unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
-    let wasm = adder::component()?;
+    let component = adder::component()?;
+    let set = adder::descriptor_set()?;
+    let (wasm, what) = if args.no_contract {
+        (component, "without contract")
+    } else {
+        let embedded = vimana_services::contract_section::embed(&component, &set)?;
+        (embedded, "contract embedded")
+    };
     write(&out, &wasm)?;
-    println!("wrote {} ({} bytes)", out.display(), wasm.len());
+    println!("wrote {} ({} bytes, {what})", out.display(), wasm.len());
     if let Some(path) = args.descriptor_set {
-        let set = adder::descriptor_set()?;
         write(&path, &set)?;
         println!("wrote {} ({} bytes)", path.display(), set.len());
     }
