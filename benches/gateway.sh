@@ -48,8 +48,10 @@ fi
 command -v h2load >/dev/null || { echo "benches/gateway.sh: h2load (nghttp2-client) not found" >&2; exit 2; }
 command -v jq >/dev/null || { echo "benches/gateway.sh: jq not found" >&2; exit 2; }
 
-echo "benches/gateway.sh: building vimana-bench (release)" >&2
-cargo build --release -p vimana-bench >&2
+if [[ -z ${SKIP_BUILD:-} ]]; then
+    echo "benches/gateway.sh: building vimana-bench (release)" >&2
+    cargo build --release -p vimana-bench >&2
+fi
 BENCH=${CARGO_TARGET_DIR:-$REPO/target}/release/vimana-bench
 
 WORK=$(mktemp -d)

@@ -92,6 +92,28 @@ impl Run {
         Ok(pid)
     }
 
+    /// SIGTERMs the daemon started by [`Run::start_daemon`] and waits up to
+    /// 10 s for it to exit (then SIGKILLs it); the home stays.
+    pub(crate) fn stop_daemon(&mut self) -> Result<()> {
+        let Some(mut child) = self.daemon.take() else {
+            return Ok(());
+        };
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the daemon did not exit within 10 s of SIGTERM; killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     pub(crate) fn daemon_output(&self) -> String {
         let text = std::fs::read_to_string(self.root().join("daemon.out")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -212,7 +234,7 @@ pub(crate) fn marked_pids(marker: &str) -> BTreeSet<u32> {
 }
 
 /// A `/proc/<pid>/status` field in kB (or a count, for `Threads`).
-fn proc_status_field(pid: u32, field: &str) -> Result<u64> {
+pub(crate) fn proc_status_field(pid: u32, field: &str) -> Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;
     text.lines()
@@ -223,7 +245,7 @@ fn proc_status_field(pid: u32, field: &str) -> Result<u64> {
         .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
-fn mib(kib: u64) -> f64 {
+pub(crate) fn mib(kib: u64) -> f64 {
     crate::stats::round3(kib as f64 / 1024.0)
 }
 

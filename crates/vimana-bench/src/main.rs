@@ -14,9 +14,15 @@
 //!   tonic, the baseline for the gateway benchmark.
 //! - `grpc-load`: open-loop (fixed rate) or closed-loop (`--max`) gRPC
 //!   load against any AddFloats server.
+//! - `wasm-deploy`: the adder deployed as many Components in one apply:
+//!   time until all are available, daemon memory, restart on the same home.
+//! - `write-hello-http`: writes the wasi:http hello-world component
+//!   (`vimana_wasm::testing::hello_http_component`).
 //!
 //! The first four print one JSON line on stdout; `bash benches/run.sh` runs
-//! them all. `bash benches/gateway.sh` runs the gateway benchmark.
+//! them all. `bash benches/gateway.sh` runs the gateway benchmark,
+//! `bash benches/wasm-gateway.sh` sets up a daemon for it and adds the
+//! wasi:http and many-Components figures.
 
 mod daemon_rss;
 mod download;
@@ -28,6 +34,7 @@ mod native_adder;
 mod run_cached;
 mod stats;
 mod tls;
+mod wasm_deploy;
 
 /// Code generated from examples/adder/adder.proto (package `foo.bar`).
 #[allow(clippy::all, missing_docs)]
@@ -102,6 +109,22 @@ enum Command {
     NativeAdder(native_adder::Opts),
     /// gRPC load on AddFloats: fixed rate (open loop) or --max (closed loop).
     GrpcLoad(grpc_load::Opts),
+    /// The adder as many Components in one apply: time to available, RSS, restart.
+    WasmDeploy(wasm_deploy::Opts),
+    /// Write the wasi:http hello component (answers 200 "hello from wasm\n").
+    WriteHelloHttp {
+        /// Where to write the component.
+        #[arg(value_name = "OUT.wasm")]
+        out: PathBuf,
+    },
+}
+
+/// Writes `vimana_wasm::testing::hello_http_component()` to `out`.
+fn write_hello_http(out: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let wasm = vimana_wasm::testing::hello_http_component();
+    std::fs::write(out, &wasm).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(serde_json::json!({ "wrote": out.display().to_string(), "bytes": wasm.len() }).to_string())
 }
 
 fn main() -> ExitCode {
@@ -136,6 +159,8 @@ fn main() -> ExitCode {
             } => download::run(size_mib, runs, server).await,
             Command::NativeAdder(opts) => native_adder::run(opts).await,
             Command::GrpcLoad(opts) => grpc_load::run(opts).await,
+            Command::WasmDeploy(opts) => wasm_deploy::run(opts).await,
+            Command::WriteHelloHttp { out } => write_hello_http(&out),
         }
     });
     match result {

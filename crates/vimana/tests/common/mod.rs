@@ -215,15 +215,29 @@ pub fn kill9(pid: i32) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
+/// Whether any thread of `pid` still runs. A multi-threaded process whose
+/// leader thread has exited shows as a zombie while its other threads are
+/// still tearing down (with its file descriptors, e.g. a listening socket,
+/// still open), so every task is checked, not only the leader.
 pub fn alive(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty()
-        && !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
+    let running = |stat: &str| {
+        !stat.is_empty() && {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !(state.starts_with('Z') || state.starts_with('X'))
+        }
+    };
+    let leader = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    if running(&leader) {
+        return true;
+    }
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks.flatten().any(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                running(&stat)
+            })
+        })
+        .unwrap_or(false)
 }
 
 pub fn wait_gone(pid: i32) {
