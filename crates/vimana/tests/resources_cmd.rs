@@ -48,11 +48,17 @@ fn apply_get_delete() {
     let d = &domains.as_array().unwrap()[0];
     assert_eq!(d["metadata"]["name"], "example");
     let cond = &d["status"]["conditions"][0];
+    // The Wasm runtime serves the Domain (its Component's image does not
+    // exist here, which the Component's own status reports).
     assert_eq!(
         (cond["type"].as_str(), cond["status"].as_str()),
-        (Some("Available"), Some("Unknown"))
+        (Some("Available"), Some("True"))
     );
-    assert_eq!(cond["reason"], "NoRuntime");
+    assert_eq!(cond["reason"], "Serving");
+    let comp = env.json(&["get", "components"]);
+    let ccond = &comp.as_array().unwrap()[0]["status"]["conditions"][0];
+    assert_eq!(ccond["status"], "False");
+    assert_eq!(ccond["reason"], "ImageUnavailable");
 
     // A Component by metadata.name and by <domain>:<server>@<version>, short kinds.
     let cname = format!("{ID}:adder@1.0.0");
@@ -80,7 +86,7 @@ fn apply_get_delete() {
         assert!(header.contains(col), "{table}");
     }
     assert!(
-        table.contains("1.0.0=1") && table.contains("Unknown"),
+        table.contains("1.0.0=1") && table.contains("VersionsUnavailable"),
         "{table}"
     );
     let table = env.ok(&["get", "components"]);

@@ -78,10 +78,12 @@ impl Env {
             .prefix("vimana-test-")
             .tempdir()
             .expect("tempdir");
-        // Fast supervision for tests.
+        // Fast supervision for tests; gateway listeners on free ports, so
+        // no test ever binds the fixed defaults (8443/8080).
         std::fs::write(
             dir.path().join("config.toml"),
-            "[daemon]\npoll_interval_ms = 200\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\nhealthy_reset_ms = 10000\n",
+            "[daemon]\npoll_interval_ms = 200\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\nhealthy_reset_ms = 10000\n\
+             [gateway]\ntls_listen = \"127.0.0.1:0\"\nh2c_listen = \"127.0.0.1:0\"\n",
         )
         .expect("config");
         Env { dir }
@@ -264,7 +266,6 @@ pub fn gateway_env(extra: &str) -> Env {
     let env = Env::new();
     let path = env.home().join("config.toml");
     let mut config = std::fs::read_to_string(&path).expect("read config");
-    config.push_str("[gateway]\ntls_listen = \"127.0.0.1:0\"\nh2c_listen = \"127.0.0.1:0\"\n");
     config.push_str(extra);
     std::fs::write(&path, config).expect("write config");
     env
