@@ -13,7 +13,7 @@ use crate::body::{self, GatewayBody};
 use crate::call::{blocking, within};
 use crate::gateway::Inner;
 use crate::grpc::COMPONENT_HEADER;
-use crate::routes::ServerRoute;
+use crate::routes::{ServerRoute, VersionRoute};
 
 /// Whether a content type is JSON (`application/json`, with parameters).
 pub(crate) fn is_json(content_type: Option<&HeaderValue>) -> bool {
@@ -70,6 +70,29 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Status> {
     }
 }
 
+/// A version chosen by weight and its backend of one kind (`kind` names it
+/// in the error), or the error and the version it concerns.
+fn pick<B>(
+    server: &ServerRoute,
+    kind: &str,
+    backend: impl Fn(&VersionRoute) -> Option<B>,
+) -> Result<(String, B), (Option<String>, Status)> {
+    let Some(version) = server.pick() else {
+        return Err((
+            None,
+            Status::new(Code::Unavailable, "no version takes traffic"),
+        ));
+    };
+    let component = version.name.clone();
+    match backend(version) {
+        Some(b) => Ok((component, b)),
+        None => {
+            let status = Status::unimplemented(format!("{component} serves no {kind}"));
+            Err((Some(component), status))
+        }
+    }
+}
+
 /// JSON transcoding of `POST /<service>/<method>`.
 pub(crate) async fn json_call(
     inner: &Inner,
@@ -77,14 +100,9 @@ pub(crate) async fn json_call(
     method: &str,
     req: Request<Incoming>,
 ) -> Response<GatewayBody> {
-    let Some(version) = server.pick() else {
-        let status = Status::new(Code::Unavailable, "no version takes traffic");
-        return error_response(None, &status, 0);
-    };
-    let component = version.name.clone();
-    let Some(backend) = version.grpc.clone() else {
-        let status = Status::unimplemented(format!("{component} serves no gRPC"));
-        return error_response(Some(&component), &status, 0);
+    let (component, backend) = match pick(server, "gRPC", |v| v.grpc.clone()) {
+        Ok(picked) => picked,
+        Err((component, status)) => return error_response(component.as_deref(), &status, 0),
     };
     let deadline = server.deadline;
     let limit = inner.config.max_request_bytes;
@@ -105,14 +123,9 @@ pub(crate) async fn http_call(
     server: &ServerRoute,
     req: Request<Incoming>,
 ) -> Response<GatewayBody> {
-    let Some(version) = server.pick() else {
-        let status = Status::new(Code::Unavailable, "no version takes traffic");
-        return error_response(None, &status, 0);
-    };
-    let component = version.name.clone();
-    let Some(backend) = version.http.clone() else {
-        let status = Status::unimplemented(format!("{component} serves no HTTP"));
-        return error_response(Some(&component), &status, 0);
+    let (component, backend) = match pick(server, "HTTP", |v| v.http.clone()) {
+        Ok(picked) => picked,
+        Err((component, status)) => return error_response(component.as_deref(), &status, 0),
     };
     let deadline = server.deadline;
     let limit = inner.config.max_request_bytes;
