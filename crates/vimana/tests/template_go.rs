@@ -1,7 +1,8 @@
 //! The Go template builds with its build.sh (Debian GOPATH recipe) and runs
 //! under the real `vimana plugin`.
 
-mod common;
+mod templates;
+use templates as common;
 
 use std::process::Command;
 

@@ -1,7 +1,8 @@
 //! The Rust template builds against this checkout's SDK and runs under the
 //! real `vimana plugin`.
 
-mod common;
+mod templates;
+use templates as common;
 
 use std::process::Command;
 

@@ -1,10 +1,10 @@
-//! Helpers shared by the end-to-end template tests.
+//! Helpers shared by the scaffold template tests (`template_*.rs`): the
+//! generated projects are built and driven through the real `vimana plugin`.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 /// The workspace root (two levels above this crate).
 pub fn repo() -> PathBuf {
@@ -19,28 +19,9 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// Builds the real `vimana` binary once per test binary and returns it.
+/// The `vimana` binary cargo built for this test target.
 pub fn vimana() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let repo = repo();
-        let out = Command::new(cargo())
-            .args(["build", "-p", "vimana"])
-            .current_dir(&repo)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cargo build -p vimana failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bin = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo.join("target"))
-            .join("debug/vimana");
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
-    })
+    Path::new(env!("CARGO_BIN_EXE_vimana"))
 }
 
 /// Runs `vimana plugin <bin> <call>` with VIMANA_HOME and SC_STATE_DIR in
