@@ -14,7 +14,7 @@
 #   3. Many Components: `vimana-bench wasm-deploy` (own temporary home):
 #      DOMAINS × VERSIONS adder Components in one apply, per IMAGES mode.
 #
-# Env: N, CONNS, STREAMS, DURATION, MAX_DURATION (passed to gateway.sh;
+# Env: PIN=1 (daemon on SERVER_CPUS=1, load on LOAD_CPUS=0), N, CONNS, STREAMS, DURATION, MAX_DURATION (passed to gateway.sh;
 # N/CONNS/STREAMS/DURATION also used for the wasi:http runs),
 # DOMAINS (100), VERSIONS (10), IMAGES ("distinct shared"),
 # SKIP_GRPC=1, SKIP_HTTP=1, SKIP_DEPLOY=1 to leave a part out; SKIP_BUILD=1
@@ -82,7 +82,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-V() { "$VIMANA" --home "$H" "$@"; }
+# PIN=1: the daemon (autostarted by the first `vimana apply`, so it inherits
+# the affinity and tokio sizes itself to it) runs on SERVER_CPUS, the load
+# generators on LOAD_CPUS (see benches/gateway.sh).
+SERVER_PREFIX=()
+if [[ -n ${PIN:-} ]]; then
+    export PIN SERVER_CPUS=${SERVER_CPUS:-1} LOAD_CPUS=${LOAD_CPUS:-0}
+    SERVER_PREFIX=(taskset -c "$SERVER_CPUS")
+fi
+V() { "${SERVER_PREFIX[@]}" "$VIMANA" --home "$H" "$@"; }
 
 # wait_available NAME...: until these Components report Available=True.
 wait_available() {

@@ -1,39 +1,58 @@
 //! The seams to the services behind the gateway. The gateway knows nothing
 //! about what implements them (in Vimana: Wasm components).
 //!
-//! Every method is a *blocking* call (CPU-bound work); the gateway runs it
-//! on tokio's blocking pool and gives up waiting after the deadline plus a
-//! small grace, answering `DEADLINE_EXCEEDED`. Implementations should
-//! enforce the deadline themselves too.
+//! Calls are futures polled on the gateway's own worker threads (no hop to
+//! a blocking pool: for a call of a few microseconds the hop cost more than
+//! the call). Implementations must therefore not block: CPU-bound work has
+//! to yield now and then (Wasm guests yield at every epoch tick). The
+//! gateway stops waiting after the deadline plus a small grace, answering
+//! `DEADLINE_EXCEEDED`, and answers `INTERNAL` if a call panics.
+//! Implementations should enforce the deadline themselves too.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
 use vimana_grpc::Status;
 
+/// The future of one backend call.
+pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>;
+
 /// A gRPC service version: calls take and return encoded protobuf messages.
 pub trait GrpcBackend: Send + Sync + 'static {
     /// Calls the unary `method` (the bare method name, e.g. `AddFloats`)
     /// with an encoded request message and returns the encoded response.
-    fn unary(&self, method: &str, request: Bytes, deadline: Duration) -> Result<Bytes, Status>;
+    fn unary<'a>(
+        &'a self,
+        method: &'a str,
+        request: Bytes,
+        deadline: Duration,
+    ) -> BackendFuture<'a, Bytes>;
 
     /// Calls the server-streaming `method` and returns every response
     /// message. The default answers `UNIMPLEMENTED`.
-    fn server_stream(
-        &self,
-        method: &str,
+    fn server_stream<'a>(
+        &'a self,
+        method: &'a str,
         request: Bytes,
         deadline: Duration,
-    ) -> Result<Vec<Bytes>, Status> {
+    ) -> BackendFuture<'a, Vec<Bytes>> {
         let _ = (request, deadline);
-        Err(Status::unimplemented(format!(
-            "server streaming method {method} is not implemented"
-        )))
+        Box::pin(async move {
+            Err(Status::unimplemented(format!(
+                "server streaming method {method} is not implemented"
+            )))
+        })
     }
 
     /// Calls the unary `method` with a JSON request (protobuf JSON mapping)
     /// and returns the JSON response.
-    fn json(&self, method: &str, request_json: Bytes, deadline: Duration) -> Result<Bytes, Status>;
+    fn json<'a>(
+        &'a self,
+        method: &'a str,
+        request_json: Bytes,
+        deadline: Duration,
+    ) -> BackendFuture<'a, Bytes>;
 
     /// Whether `method` is server-streaming (then the gateway calls
     /// [`GrpcBackend::server_stream`] instead of [`GrpcBackend::unary`]).
@@ -50,5 +69,5 @@ pub trait HttpBackend: Send + Sync + 'static {
         &self,
         req: http::Request<Bytes>,
         deadline: Duration,
-    ) -> Result<http::Response<Bytes>, Status>;
+    ) -> BackendFuture<'_, http::Response<Bytes>>;
 }

@@ -1,10 +1,12 @@
 //! A gRPC call to a service version: pick the version, read the request
-//! message within the size limit, run the blocking backend on tokio's
-//! blocking pool, and answer within the deadline.
+//! message within the size limit, run the backend's call on this task, and
+//! answer within the deadline.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use vimana_grpc::{Code, Status};
@@ -15,15 +17,19 @@ use crate::gateway::Inner;
 use crate::grpc;
 use crate::table::Domain;
 
-/// Runs `work` on the blocking pool; a panic becomes `INTERNAL`.
-pub(crate) async fn blocking<T, F>(work: F) -> Result<T, Status>
-where
-    F: FnOnce() -> Result<T, Status> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(work).await {
+/// Awaits a backend call; a panic becomes `INTERNAL` (the connection and
+/// its other streams carry on).
+pub(crate) async fn guarded<T>(call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    match AssertUnwindSafe(call).catch_unwind().await {
         Ok(result) => result,
-        Err(e) => Err(Status::internal(format!("backend failed: {e}"))),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_string());
+            Err(Status::internal(format!("backend failed: {why}")))
+        }
     }
 }
 
@@ -86,7 +92,7 @@ pub(crate) async fn grpc_call(
                 "deadline passed while reading the request",
             ));
         }
-        blocking(move || run(backend.as_ref(), &method, message, left)).await
+        guarded(run(backend.as_ref(), &method, message, left)).await
     };
     match within(inner, deadline, call).await {
         Ok(messages) => grpc::ok_response(Some(&component), messages),
@@ -94,15 +100,18 @@ pub(crate) async fn grpc_call(
     }
 }
 
-fn run(
+async fn run(
     backend: &dyn crate::GrpcBackend,
     method: &str,
     message: Bytes,
     deadline: Duration,
 ) -> Result<Vec<Bytes>, Status> {
     if backend.is_server_streaming(method) {
-        backend.server_stream(method, message, deadline)
+        backend.server_stream(method, message, deadline).await
     } else {
-        backend.unary(method, message, deadline).map(|m| vec![m])
+        backend
+            .unary(method, message, deadline)
+            .await
+            .map(|m| vec![m])
     }
 }

@@ -31,7 +31,7 @@ mod table;
 mod tls;
 mod web;
 
-pub use backend::{GrpcBackend, HttpBackend};
+pub use backend::{BackendFuture, GrpcBackend, HttpBackend};
 pub use body::{BoxError, GatewayBody};
 pub use ca::{CA_COMMON_NAME, LocalCa};
 pub use dispatch::SCHEMA_PATH;

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use vimana_grpc::{Code, Status};
 
 use crate::body::{self, GatewayBody};
-use crate::call::{blocking, within};
+use crate::call::{guarded, within};
 use crate::gateway::Inner;
 use crate::grpc::COMPONENT_HEADER;
 use crate::routes::{ServerRoute, VersionRoute};
@@ -109,7 +109,7 @@ pub(crate) async fn json_call(
     let method = method.to_string();
     let call = async move {
         let json = read_body(req.into_body(), limit).await?;
-        blocking(move || backend.json(&method, json, deadline)).await
+        guarded(backend.json(&method, json, deadline)).await
     };
     match within(inner, deadline, call).await {
         Ok(json) => json_response(200, json, Some(&component)),
@@ -133,7 +133,7 @@ pub(crate) async fn http_call(
     let call = async move {
         let body = read_body(incoming, limit).await?;
         let req = Request::from_parts(parts, body);
-        blocking(move || backend.handle(req, deadline)).await
+        guarded(backend.handle(req, deadline)).await
     };
     match within(inner, deadline, call).await {
         Ok(resp) => {

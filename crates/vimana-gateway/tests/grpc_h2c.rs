@@ -47,6 +47,19 @@ async fn server_streaming_and_backend_errors() {
     assert_eq!(reply.message, "bad operands: %C3%BC%25");
     assert!(reply.messages.is_empty());
     assert_eq!(reply.component(), "demo:adder@v1");
+
+    // A backend that panics answers INTERNAL; the connection carries on.
+    let reply = grpc(&mut h2, &format!("{URL}/Panic"), b"", &[]).await;
+    assert_eq!(reply.status, Code::Internal.as_u32(), "{reply:?}");
+    assert!(reply.message.contains("the backend panicked"), "{reply:?}");
+    let reply = grpc(
+        &mut h2,
+        &format!("{URL}/AddFloats"),
+        &common::encode_pair(2.0, 3.0),
+        &[],
+    )
+    .await;
+    assert_eq!(sum_of(&reply.messages[0]), 5.0);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use vimana_gateway::{GrpcBackend, HttpBackend};
+use vimana_gateway::{BackendFuture, GrpcBackend, HttpBackend};
 use vimana_grpc::{Contract, MethodMap, Status};
 use vimana_wasm::{CallError, CallOptions, LoadedComponent};
 
@@ -27,7 +27,7 @@ impl WasmGrpc {
         })
     }
 
-    fn invoke(
+    async fn invoke(
         &self,
         m: &MethodMap,
         request: vimana_wasm::Val,
@@ -39,7 +39,8 @@ impl WasmGrpc {
         };
         let mut results = self
             .component
-            .call_with(opts, &m.interface, &m.func, &[request])
+            .call_with_async(opts, &m.interface, &m.func, &[request])
+            .await
             .map_err(|e| call_status(&self.service, m, e))?;
         if results.len() != 1 {
             return Err(Status::internal(format!(
@@ -54,33 +55,49 @@ impl WasmGrpc {
 }
 
 impl GrpcBackend for WasmGrpc {
-    fn unary(&self, method: &str, request: Bytes, deadline: Duration) -> Result<Bytes, Status> {
-        let m = self.method(method)?;
-        let req = m.decode_request(&request)?;
-        let result = self.invoke(m, req, deadline)?;
-        m.encode_response(&result).map(Bytes::from)
-    }
-
-    fn server_stream(
-        &self,
-        method: &str,
+    fn unary<'a>(
+        &'a self,
+        method: &'a str,
         request: Bytes,
         deadline: Duration,
-    ) -> Result<Vec<Bytes>, Status> {
-        let m = self.method(method)?;
-        let req = m.decode_request(&request)?;
-        let result = self.invoke(m, req, deadline)?;
-        Ok(m.encode_stream_response(&result)?
-            .into_iter()
-            .map(Bytes::from)
-            .collect())
+    ) -> BackendFuture<'a, Bytes> {
+        Box::pin(async move {
+            let m = self.method(method)?;
+            let req = m.decode_request(&request)?;
+            let result = self.invoke(m, req, deadline).await?;
+            m.encode_response(&result).map(Bytes::from)
+        })
     }
 
-    fn json(&self, method: &str, request_json: Bytes, deadline: Duration) -> Result<Bytes, Status> {
-        let m = self.method(method)?;
-        let req = m.decode_json_request(&request_json)?;
-        let result = self.invoke(m, req, deadline)?;
-        m.response_to_json(&result).map(Bytes::from)
+    fn server_stream<'a>(
+        &'a self,
+        method: &'a str,
+        request: Bytes,
+        deadline: Duration,
+    ) -> BackendFuture<'a, Vec<Bytes>> {
+        Box::pin(async move {
+            let m = self.method(method)?;
+            let req = m.decode_request(&request)?;
+            let result = self.invoke(m, req, deadline).await?;
+            Ok(m.encode_stream_response(&result)?
+                .into_iter()
+                .map(Bytes::from)
+                .collect())
+        })
+    }
+
+    fn json<'a>(
+        &'a self,
+        method: &'a str,
+        request_json: Bytes,
+        deadline: Duration,
+    ) -> BackendFuture<'a, Bytes> {
+        Box::pin(async move {
+            let m = self.method(method)?;
+            let req = m.decode_json_request(&request_json)?;
+            let result = self.invoke(m, req, deadline).await?;
+            m.response_to_json(&result).map(Bytes::from)
+        })
     }
 
     fn is_server_streaming(&self, method: &str) -> bool {
@@ -116,18 +133,25 @@ impl HttpBackend for WasmHttp {
         &self,
         req: http::Request<Bytes>,
         deadline: Duration,
-    ) -> Result<http::Response<Bytes>, Status> {
+    ) -> BackendFuture<'_, http::Response<Bytes>> {
         let opts = CallOptions {
             timeout: Some(deadline),
             memory_limit: None,
         };
-        self.component.handle_http(req, opts).map_err(|e| match e {
-            CallError::DeadlineExceeded => {
-                Status::deadline_exceeded("the HTTP handler ran past its deadline")
-            }
-            CallError::ResourceExhausted(why) => Status::resource_exhausted(why),
-            CallError::Trap(why) => Status::internal(format!("the component trapped: {why}")),
-            other => Status::internal(other.to_string()),
+        Box::pin(async move {
+            self.component
+                .handle_http_async(req, opts)
+                .await
+                .map_err(|e| match e {
+                    CallError::DeadlineExceeded => {
+                        Status::deadline_exceeded("the HTTP handler ran past its deadline")
+                    }
+                    CallError::ResourceExhausted(why) => Status::resource_exhausted(why),
+                    CallError::Trap(why) => {
+                        Status::internal(format!("the component trapped: {why}"))
+                    }
+                    other => Status::internal(other.to_string()),
+                })
         })
     }
 }

@@ -1,5 +1,5 @@
-//! The gRPC path: a fresh store, a synchronous instantiation and one call of
-//! a typed export with dynamic [`Val`]s.
+//! The gRPC path: a fresh store, an instantiation and one call of a typed
+//! export with dynamic [`Val`]s, async (the guest yields at epoch ticks).
 
 use wasmtime::Store;
 use wasmtime::component::{InstancePre, Val};
@@ -18,13 +18,26 @@ impl LoadedComponent {
     }
 
     /// Like [`call`](Self::call) with per-call budget overrides. Blocks the
-    /// calling thread for up to the timeout: call it from
-    /// `tokio::task::spawn_blocking` in async code.
+    /// calling thread for up to the timeout: from async code use
+    /// [`call_with_async`](Self::call_with_async).
     ///
     /// HTTP components ([`ComponentKind::Http`](crate::ComponentKind)) are
     /// refused with [`CallError::InvalidRequest`]: use
     /// [`handle_http`](Self::handle_http).
     pub fn call_with(
+        &self,
+        opts: CallOptions,
+        interface: &str,
+        func: &str,
+        args: &[Val],
+    ) -> Result<Vec<Val>, CallError> {
+        wasmtime_wasi::runtime::in_tokio(self.call_with_async(opts, interface, func, args))
+    }
+
+    /// Async form of [`call_with`](Self::call_with): runs the guest on the
+    /// polling task, yielding to the executor at every epoch tick until the
+    /// deadline interrupts it.
+    pub async fn call_with_async(
         &self,
         opts: CallOptions,
         interface: &str,
@@ -38,10 +51,12 @@ impl LoadedComponent {
         };
         let (timeout, memory_limit) = opts.resolve(&self.host.config);
         let mut store = new_store(&self.host.engine, timeout, memory_limit);
-        call_in(pre, &mut store, interface, func, args).map_err(|e| match e {
-            Inner::Wasm(err) => classify(&err, store.data().limiter.denied),
-            Inner::Call(c) => c,
-        })
+        call_in(pre, &mut store, interface, func, args)
+            .await
+            .map_err(|e| match e {
+                Inner::Wasm(err) => classify(&err, store.data().limiter.denied),
+                Inner::Call(c) => c,
+            })
     }
 }
 
@@ -51,14 +66,17 @@ enum Inner {
     Call(CallError),
 }
 
-fn call_in(
+async fn call_in(
     pre: &InstancePre<StoreState>,
     store: &mut Store<StoreState>,
     interface: &str,
     func: &str,
     args: &[Val],
 ) -> Result<Vec<Val>, Inner> {
-    let instance = pre.instantiate(&mut *store).map_err(Inner::Wasm)?;
+    let instance = pre
+        .instantiate_async(&mut *store)
+        .await
+        .map_err(Inner::Wasm)?;
     let not_found = || Inner::Call(CallError::NotFound(format!("{interface}#{func}")));
     let iface = instance
         .get_export_index(&mut *store, None, interface)
@@ -69,7 +87,8 @@ fn call_in(
     let f = instance.get_func(&mut *store, fidx).ok_or_else(not_found)?;
     let n = f.ty(&*store).results().len();
     let mut results = vec![Val::Bool(false); n];
-    f.call(&mut *store, args, &mut results)
+    f.call_async(&mut *store, args, &mut results)
+        .await
         .map_err(Inner::Wasm)?;
     Ok(results)
 }

@@ -17,7 +17,7 @@ use crate::{HostConfig, HostError};
 /// Shared state behind a [`Host`] and its components.
 pub(crate) struct HostInner {
     pub(crate) engine: Engine,
-    /// WASI p2 with sync host functions: gRPC-style components.
+    /// WASI p2 (async host functions): gRPC-style components.
     pub(crate) linker: Linker<StoreState>,
     /// WASI p2 + `wasi:http` with async host functions: HTTP components.
     pub(crate) http_linker: Linker<StoreState>,
@@ -27,10 +27,11 @@ pub(crate) struct HostInner {
 
 /// Process-wide component host. Cheap to clone.
 ///
-/// One engine serves both kinds of component: wasmtime 48 engines always
-/// support async calls, so HTTP components (whose `wasi:http` host side is
-/// built on tokio) are called with `call_async` on fiber stacks from the same
-/// pool, while gRPC components keep the plain synchronous call path.
+/// One engine serves both kinds of component. Every call is async
+/// (`call_async` on a pooled fiber stack): a guest yields to the executor at
+/// each epoch tick, so requests can run on the gateway's own worker threads
+/// without a hop to a blocking pool, and a runaway guest cannot hold a
+/// worker for longer than a tick at a time.
 #[derive(Clone)]
 pub struct Host {
     pub(crate) inner: Arc<HostInner>,
@@ -56,7 +57,7 @@ impl Host {
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::<StoreState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| HostError::Linker(format!("{e:#}")))?;
 
         let mut http_linker = Linker::<StoreState>::new(&engine);

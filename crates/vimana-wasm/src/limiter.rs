@@ -1,10 +1,9 @@
 //! Per-call budgets: the memory limiter that remembers denials, and the
-//! epoch ticker that turns wall-clock deadlines into epoch deadlines.
+//! epoch ticker that drives deadlines and yields (see `state::new_store`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use wasmtime::{Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
@@ -108,23 +107,9 @@ impl Drop for EpochTicker {
     }
 }
 
-/// Number of epoch ticks covering `timeout` (rounded up, at least one).
-pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_nanos().max(1);
-    let n = timeout.as_nanos().div_ceil(tick);
-    u64::try_from(n).unwrap_or(u64::MAX).max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn deadline_ticks_rounds_up() {
-        assert_eq!(deadline_ticks(Duration::from_secs(1)), 100);
-        assert_eq!(deadline_ticks(Duration::from_millis(1)), 1);
-        assert_eq!(deadline_ticks(Duration::ZERO), 1);
-    }
 
     #[test]
     fn limiter_remembers_denial() {

@@ -2,17 +2,17 @@
 //! authority, a `wasi:http` context whose outgoing requests are denied, and
 //! the memory limiter.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
     Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
     WasiHttpView,
 };
 
-use crate::limiter::{TrackingLimiter, deadline_ticks};
+use crate::limiter::TrackingLimiter;
 
 /// Per-store state.
 pub(crate) struct StoreState {
@@ -73,8 +73,12 @@ impl WasiHttpHooks for DenyOutgoing {
 
 /// A fresh store for one call: empty WASI context (no preopens, no
 /// sockets, no name lookup, no inherited stdio or environment), a memory
-/// limit of `memory_limit` bytes, and an epoch deadline of `timeout` that
-/// traps.
+/// limit of `memory_limit` bytes, and a deadline of `timeout`.
+///
+/// Calls on these stores are async (`*_async`): at every epoch tick the
+/// guest yields to the executor, so a long-running guest shares its worker
+/// thread with other requests, and once `timeout` has passed the next tick
+/// interrupts it (a `Trap::Interrupt`, i.e. `DEADLINE_EXCEEDED`).
 pub(crate) fn new_store(
     engine: &Engine,
     timeout: Duration,
@@ -93,7 +97,14 @@ pub(crate) fn new_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(deadline_ticks(timeout));
-    store.epoch_deadline_trap();
+    let deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
     store
 }

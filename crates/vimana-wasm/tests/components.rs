@@ -258,3 +258,40 @@ fn timing_instantiate_per_call() {
         per.as_secs_f64() * 1e6
     );
 }
+
+/// On one thread, a guest stuck in a loop yields at every epoch tick: an
+/// adder call started after it answers long before the loop's deadline.
+#[tokio::test(flavor = "current_thread")]
+async fn a_looping_guest_yields_to_other_calls_on_its_thread() {
+    let host = Host::new().unwrap();
+    let good = host.load(&component(ADD_BODY)).unwrap();
+    let looping = host.load(&component(LOOP_BODY)).unwrap();
+    let opts = CallOptions {
+        timeout: Some(Duration::from_millis(600)),
+        ..CallOptions::default()
+    };
+    let started = Instant::now();
+    let stuck = async {
+        let e = looping
+            .call_with_async(opts, IFACE, FUNC, &request(1.0, 2.0))
+            .await
+            .unwrap_err();
+        (e, started.elapsed())
+    };
+    let quick = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let out = good
+            .call_with_async(CallOptions::default(), IFACE, FUNC, &request(3.5, -1.2))
+            .await
+            .unwrap();
+        (out, started.elapsed())
+    };
+    let ((e, stuck_for), (out, quick_after)) = tokio::join!(stuck, quick);
+    assert!(matches!(e, CallError::DeadlineExceeded), "{e:?}");
+    assert!(stuck_for >= Duration::from_millis(600), "{stuck_for:?}");
+    assert!(matches!(&out[0], Val::Result(Ok(_))), "{out:?}");
+    assert!(
+        quick_after < Duration::from_millis(400),
+        "the adder waited {quick_after:?} behind the loop"
+    );
+}

@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 use vimana_gateway::{
-    CancellationToken, DomainRoute, Gateway, GatewayConfig, GrpcBackend, HttpBackend, LocalCa,
-    Routes, ServerRoute, Status, VersionRoute,
+    BackendFuture, CancellationToken, DomainRoute, Gateway, GatewayConfig, GrpcBackend,
+    HttpBackend, LocalCa, Routes, ServerRoute, Status, VersionRoute,
 };
 
 /// Encodes `{1: a, 2: b}` as fixed64 doubles (wire type 1).
@@ -48,8 +48,8 @@ pub struct Adder {
     pub delay: Duration,
 }
 
-impl GrpcBackend for Adder {
-    fn unary(&self, method: &str, request: Bytes, _deadline: Duration) -> Result<Bytes, Status> {
+impl Adder {
+    async fn call(&self, method: &str, request: Bytes) -> Result<Bytes, Status> {
         match method {
             "AddFloats" => {
                 let f = decode_doubles(&request)?;
@@ -59,32 +59,56 @@ impl GrpcBackend for Adder {
                 Ok(Bytes::from(out))
             }
             "Slow" => {
-                std::thread::sleep(self.delay);
+                tokio::time::sleep(self.delay).await;
                 Ok(request)
             }
             "Fail" => Err(Status::invalid_argument("bad operands: ü%")),
+            "Panic" => panic!("the backend panicked"),
             other => Err(Status::unimplemented(format!("no method {other}"))),
         }
     }
+}
 
-    fn server_stream(&self, _m: &str, req: Bytes, _d: Duration) -> Result<Vec<Bytes>, Status> {
-        Ok(vec![req.clone(), req])
+impl GrpcBackend for Adder {
+    fn unary<'a>(
+        &'a self,
+        method: &'a str,
+        request: Bytes,
+        _deadline: Duration,
+    ) -> BackendFuture<'a, Bytes> {
+        Box::pin(self.call(method, request))
+    }
+
+    fn server_stream<'a>(
+        &'a self,
+        _m: &'a str,
+        req: Bytes,
+        _d: Duration,
+    ) -> BackendFuture<'a, Vec<Bytes>> {
+        Box::pin(async move { Ok(vec![req.clone(), req]) })
     }
 
     fn is_server_streaming(&self, method: &str) -> bool {
         method == "Twice"
     }
 
-    fn json(&self, method: &str, request: Bytes, _deadline: Duration) -> Result<Bytes, Status> {
-        let v: serde_json::Value = serde_json::from_slice(&request)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        match method {
-            "AddFloats" => {
-                let sum = v["a"].as_f64().unwrap_or(0.0) + v["b"].as_f64().unwrap_or(0.0);
-                Ok(Bytes::from(serde_json::json!({ "sum": sum }).to_string()))
+    fn json<'a>(
+        &'a self,
+        method: &'a str,
+        request: Bytes,
+        _deadline: Duration,
+    ) -> BackendFuture<'a, Bytes> {
+        Box::pin(async move {
+            let v: serde_json::Value = serde_json::from_slice(&request)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            match method {
+                "AddFloats" => {
+                    let sum = v["a"].as_f64().unwrap_or(0.0) + v["b"].as_f64().unwrap_or(0.0);
+                    Ok(Bytes::from(serde_json::json!({ "sum": sum }).to_string()))
+                }
+                _ => Err(Status::unimplemented(format!("no method {method}"))),
             }
-            _ => Err(Status::unimplemented(format!("no method {method}"))),
-        }
+        })
     }
 }
 
@@ -96,15 +120,17 @@ impl HttpBackend for Echo {
         &self,
         req: http::Request<Bytes>,
         _deadline: Duration,
-    ) -> Result<http::Response<Bytes>, Status> {
+    ) -> BackendFuture<'_, http::Response<Bytes>> {
         let text = format!("{} {} ", req.method(), req.uri().path());
         let mut body = text.into_bytes();
         body.extend_from_slice(req.body());
-        Ok(http::Response::builder()
-            .status(201)
-            .header("x-echo", "yes")
-            .body(Bytes::from(body))
-            .unwrap())
+        Box::pin(async move {
+            Ok(http::Response::builder()
+                .status(201)
+                .header("x-echo", "yes")
+                .body(Bytes::from(body))
+                .unwrap())
+        })
     }
 }
 
