@@ -22,6 +22,11 @@ PACKAGES=(
     docker-registry  # OCI distribution registry for the Wasm image tests
     nghttp2-client   # h2load, for the gateway benchmarks
     python3-pip      # the Python grpcio clients of the gateway tests
+    qemu-system-x86  # microVM tests (TCG where KVM is not usable)
+    busybox-static   # the initramfs vimana assembles for microVMs
+    e2fsprogs        # mkfs.ext4 -d: root filesystems from OCI images
+    cpio
+    file
 )
 
 # PyPI packages of the Python test clients (tests/py). Installed for the
@@ -36,6 +41,16 @@ pip_install() {
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}"
 }
 
+# vhost-device-vsock (rust-vmm): the vsock backend of QEMU microVMs on hosts
+# without /dev/vhost-vsock. Built once with cargo into ~/.cargo/bin.
+vhost_vsock_install() {
+    if command -v vhost-device-vsock >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/vhost-device-vsock" ]; then
+        return 0
+    fi
+    echo "install-test-deps: cargo install vhost-device-vsock" >&2
+    cargo install --locked --quiet vhost-device-vsock
+}
+
 # One dpkg-query for all packages; unknown packages print nothing (and make
 # dpkg-query exit 1), so compare against the full list.
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null || true)
@@ -48,6 +63,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
     pip_install
+    vhost_vsock_install
     exit 0
 fi
 
@@ -61,3 +77,4 @@ echo "install-test-deps: installing ${missing[*]}" >&2
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 pip_install
+vhost_vsock_install

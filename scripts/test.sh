@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One clean build: incremental artifacts would only cost disk (they doubled
+# the target directory and filled a CI machine's disk once).
+export CARGO_INCREMENTAL=0
+
 echo "== installing test dependencies"
 bash scripts/install-test-deps.sh
 

@@ -24,8 +24,8 @@ pub use resource::{
 /// The resource types, re-exported for the layers above the API.
 pub use vimana_resources as resources;
 pub use workload::{
-    DesiredState, PackageRef, ProcessSpec, Resources, RestartPolicy, SpacecoreSpec, Workload,
-    WorkloadKind, WorkloadSpec, WorkloadState,
+    DesiredState, PackageRef, ProcessSpec, Resources, RestartPolicy, SpacecoreSpec, VmSpec,
+    Workload, WorkloadKind, WorkloadSpec, WorkloadState,
 };
 
 /// Version of the REST API path prefix.

@@ -14,6 +14,9 @@ pub enum WorkloadKind {
     Spacecore,
     /// A plain supervised process (a package's node binary).
     Process,
+    /// A microVM (QEMU, Firecracker or Cloud Hypervisor) with vimana's
+    /// agent inside.
+    Vm,
 }
 
 impl WorkloadKind {
@@ -22,6 +25,7 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Spacecore => "spacecore",
             WorkloadKind::Process => "process",
+            WorkloadKind::Vm => "vm",
         }
     }
 }
@@ -156,12 +160,27 @@ pub struct ProcessSpec {
     pub package: Option<PackageRef>,
 }
 
+/// How to run a microVM: the validated VM description (`vimana-vm`'s
+/// `VmConfig`, as `vimana vm spawn` produced it from a `hac.toml`) and the
+/// provider chosen for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    /// The VM description (see docs/vms.md for its fields).
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+    /// Where the description came from (a `hac.toml` path), for messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
 /// The kind-specific part of a workload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum WorkloadSpec {
     Spacecore(SpacecoreSpec),
     Process(Box<ProcessSpec>),
+    Vm(Box<VmSpec>),
 }
 
 impl WorkloadSpec {
@@ -170,6 +189,7 @@ impl WorkloadSpec {
         match self {
             WorkloadSpec::Spacecore(_) => WorkloadKind::Spacecore,
             WorkloadSpec::Process(_) => WorkloadKind::Process,
+            WorkloadSpec::Vm(_) => WorkloadKind::Vm,
         }
     }
 
@@ -178,6 +198,9 @@ impl WorkloadSpec {
         match self {
             WorkloadSpec::Spacecore(_) => RestartPolicy::Always,
             WorkloadSpec::Process(p) => p.restart,
+            // A VM that powered itself off stays off, and a VMM that died
+            // is reported failed (with its console tail), not relaunched.
+            WorkloadSpec::Vm(_) => RestartPolicy::Never,
         }
     }
 }

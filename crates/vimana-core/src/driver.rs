@@ -105,4 +105,10 @@ pub trait Instance: Send + Sync {
     fn adopted(&self) -> bool {
         false
     }
+    /// How to tell the user that the workload ended with `exit` (shown as
+    /// its detail); a driver may add what it knows, e.g. a VM's last
+    /// console lines.
+    fn describe_exit(&self, exit: Exit) -> String {
+        format!("process {exit}")
+    }
 }

@@ -191,7 +191,7 @@ impl Supervisor {
                 }
                 WatchEnd::Exited(exit) => {
                     instance.kill();
-                    let why = format!("process {exit}");
+                    let why = instance.describe_exit(exit);
                     self.sink.daemon(format!("workload ended: {why}"));
                     let restart = match spec.restart_policy() {
                         RestartPolicy::Always => true,

@@ -194,6 +194,20 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// MicroVMs from a hac.toml: spawn, list, exec, attach, logs, stop, rm.
+    Vm {
+        #[command(subcommand)]
+        command: VmCommand,
+    },
+    /// Same as `vimana vm spawn` (hypercore compatibility).
+    #[command(hide = true)]
+    Spawn(VmSpawnArgs),
+    /// Same as `vimana vm attach` (hypercore compatibility).
+    #[command(hide = true)]
+    Attach {
+        /// The VM id (its workload name).
+        id: String,
+    },
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -272,4 +286,85 @@ pub enum RegistryCommand {
     List,
     /// Packages matching a term (name, tags, description), best first.
     Search { term: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VmCommand {
+    /// Start a new microVM from a hac.toml and print its id.
+    Spawn(VmSpawnArgs),
+    /// Show the microVMs.
+    #[command(visible_alias = "ls", alias = "ps")]
+    List,
+    /// Run a command in a running VM through its agent and exit with its
+    /// exit code: `vimana vm exec vm-1a2b3c4d -- uname -a`.
+    Exec {
+        /// The VM id.
+        id: String,
+        /// Forward stdin even when it is a terminal (it always is when it is
+        /// a pipe or a file).
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// The command and its arguments.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<String>,
+    },
+    /// Connect this terminal to the VM's serial console (Ctrl-] detaches).
+    Attach {
+        /// The VM id.
+        id: String,
+    },
+    /// Print what the VM wrote to its serial console.
+    Logs {
+        /// The VM id.
+        id: String,
+        /// Keep printing new output until the VM stops (or Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+    },
+    /// Stop a VM (agent shutdown, then ACPI, then kill); its record stays.
+    Stop {
+        /// The VM id.
+        id: String,
+    },
+    /// Stop and remove a VM, its logs and its run directory.
+    #[command(alias = "remove")]
+    Rm {
+        /// The VM id.
+        id: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VmSpawnArgs {
+    /// The VM description.
+    #[arg(long = "hac", value_name = "FILE", default_value = "hac.toml")]
+    pub hac: PathBuf,
+    /// Hypervisor: qemu, firecracker or cloud-hypervisor (also cloudhypervisor);
+    /// overrides the file's `provider`.
+    #[arg(long, value_name = "PROVIDER", value_parser = parse_provider)]
+    pub provider: Option<vimana_vm::Provider>,
+    /// VM id: ^[a-z][a-z0-9-]{0,62}$ (default: vm-<8 hex digits>).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+fn parse_provider(s: &str) -> Result<vimana_vm::Provider, String> {
+    vimana_vm::Provider::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = vimana_vm::Provider::ALL
+            .iter()
+            .map(|p| p.as_str())
+            .collect();
+        format!(
+            "unknown provider; use one of {} (or cloudhypervisor)",
+            all.join(", ")
+        )
+    })
 }

@@ -19,6 +19,26 @@ pub struct Config {
     pub images: ImagesConfig,
     #[serde(default)]
     pub wasm: WasmConfig,
+    #[serde(default)]
+    pub vm: VmConfig,
+}
+
+/// `[vm]`: how microVMs boot.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VmConfig {
+    /// Kernel of VMs whose hac.toml names none (default:
+    /// `VIMANA_HOME/vm/kernel/vmlinuz` when it exists).
+    pub kernel: Option<std::path::PathBuf>,
+    /// The static guest agent (default: `$VIMANA_AGENT`, else
+    /// `vimana-agent` next to `vimana`, else /usr/lib/vimana/vimana-agent).
+    pub agent: Option<std::path::PathBuf>,
+    /// busybox-static for the initramfs (default /bin/busybox).
+    pub busybox: Option<std::path::PathBuf>,
+    /// Seconds a VM may take from launch until its agent answers (120).
+    pub ready_timeout_secs: Option<u64>,
+    /// Seconds the stop sequence may take before the VMM is killed (30).
+    pub stop_timeout_secs: Option<u64>,
 }
 
 /// `[gateway]`: where the Wasm services are served.

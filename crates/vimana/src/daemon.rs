@@ -16,6 +16,30 @@ use vimana_core::{Core, CoreApi, CoreOptions, LogBook};
 use crate::config::Config;
 use crate::home::Home;
 
+/// The microVM driver, configured from `[vm]`.
+fn vm_driver(home: &Home, config: &Config) -> vimana_vm::driver::VmDriver {
+    let mut cfg = vimana_vm::driver::VmDriverConfig::under(&home.root);
+    cfg.state_dir = home.vms_dir();
+    cfg.cache_dir = home.vm_cache_dir();
+    let vm = &config.vm;
+    if let Some(k) = &vm.kernel {
+        cfg.default_kernel = Some(k.clone());
+    }
+    if let Some(a) = &vm.agent {
+        cfg.agent = Some(a.clone());
+    }
+    if let Some(b) = &vm.busybox {
+        cfg.busybox = b.clone();
+    }
+    if let Some(s) = vm.ready_timeout_secs {
+        cfg.ready_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = vm.stop_timeout_secs {
+        cfg.stop_timeout = Duration::from_secs(s);
+    }
+    vimana_vm::driver::VmDriver::new(cfg)
+}
+
 pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
     home.ensure()?;
     let _ = std::fs::set_permissions(&home.root, std::fs::Permissions::from_mode(0o700));
@@ -39,6 +63,7 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
         vec![
             Arc::new(vimana_spacecore::SpacecoreDriver::new()),
             Arc::new(vimana_process::ProcessDriver::new()),
+            Arc::new(vm_driver(&home, &config)),
         ],
         opts,
     );

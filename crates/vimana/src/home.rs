@@ -71,6 +71,19 @@ impl Home {
     pub fn daemon_log(&self) -> PathBuf {
         self.logs().join("daemon.log")
     }
+    /// One directory per microVM (`vms/<name>`): its sockets
+    /// (`console.sock`, `vsock.sock`, `qmp.sock`), `console.log`, VMM logs.
+    pub fn vms_dir(&self) -> PathBuf {
+        self.root.join("vms")
+    }
+    /// The run directory of the microVM `name`.
+    pub fn vm_dir(&self, name: &str) -> PathBuf {
+        self.vms_dir().join(name)
+    }
+    /// Built guest images (initramfs archives), by content hash.
+    pub fn vm_cache_dir(&self) -> PathBuf {
+        self.root.join("cache").join("vm")
+    }
 }
 
 /// Reads the API token, creating it (mode 0600) on first use.

@@ -12,6 +12,10 @@ mod registry;
 mod repo;
 mod run;
 mod scaffold;
+mod vm;
+mod vm_attach;
+mod vm_exec;
+mod vm_logs;
 mod wit;
 mod workloads;
 
@@ -129,6 +133,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ca {
             command: crate::cli::CaCommand::Export,
         } => ca::export(&home),
+        Command::Vm { command } => vm::run(&home, &client(), out, command).await,
+        Command::Spawn(args) => vm::spawn(&client(), out, args).await,
+        Command::Attach { id } => vm_attach::attach(&home, &client(), &id).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "vimana", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

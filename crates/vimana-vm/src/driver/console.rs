@@ -1,0 +1,48 @@
+//! The guest's serial console, copied line by line from `console.log`
+//! (written by the VMM, persisted) into the workload's merged log.
+
+use std::io::SeekFrom;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use vimana_api::LogStream;
+use vimana_core::LogSink;
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// Follows `path` until the task is aborted. A re-adopted VM starts at the
+/// end of the file (earlier lines are already in the log).
+pub(crate) async fn follow_console(path: PathBuf, sink: LogSink, from_end: bool) {
+    let file = loop {
+        match tokio::fs::File::open(&path).await {
+            Ok(f) => break f,
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    };
+    let mut reader = BufReader::new(file);
+    if from_end && reader.seek(SeekFrom::End(0)).await.is_err() {
+        return;
+    }
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) => tokio::time::sleep(POLL).await,
+            Ok(_) if buf.ends_with(b"\n") => {
+                let line = String::from_utf8_lossy(&buf);
+                let line: String = line
+                    .trim_end()
+                    .chars()
+                    .filter(|c| !c.is_control() || *c == '\t')
+                    .collect();
+                if !line.is_empty() {
+                    sink.line(LogStream::Stdout, None, line);
+                }
+                buf.clear();
+            }
+            // A partial line: wait for the rest.
+            Ok(_) => tokio::time::sleep(POLL).await,
+            Err(_) => return,
+        }
+    }
+}

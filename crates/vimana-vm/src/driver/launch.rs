@@ -1,0 +1,244 @@
+//! Booting a VM (plan → processes → agent ready) and re-adopting one that
+//! a previous daemon started.
+
+use std::sync::Arc;
+
+use vimana_agent::AGENT_PORT;
+use vimana_agent::client::AgentClient;
+use vimana_core::{DriverError, Instance, RunContext};
+
+use super::handle::{Proc, VmHandle};
+use super::instance::{TAIL_LINES, VmInstance};
+use super::prepare::{console_tail, launch_spec};
+use super::{SharedVmm, VmDriverConfig};
+use crate::model::{Provider, VmConfig};
+use crate::provider::{
+    Accel, CloudHypervisor, ExecuteOptions, Firecracker, HostFacts, Qemu, Spawned, execute_plan,
+};
+
+/// The provider with its binaries resolved on this host (PATH and
+/// `~/.cargo/bin`), so the daemon's own PATH does not matter.
+fn resolved_vmm(provider: Provider, host: &HostFacts) -> SharedVmm {
+    match provider {
+        Provider::Qemu => {
+            let mut q = Qemu::default();
+            if let Some(p) = host.find(&q.binary) {
+                q.binary = p;
+            }
+            if let Some(p) = host.find(&q.vsock_binary) {
+                q.vsock_binary = p;
+            }
+            Arc::new(q)
+        }
+        Provider::Firecracker => {
+            let mut f = Firecracker::default();
+            if let Some(p) = host.find(&f.binary) {
+                f.binary = p;
+            }
+            Arc::new(f)
+        }
+        Provider::CloudHypervisor => {
+            let mut c = CloudHypervisor::default();
+            if let Some(p) = host.find(&c.binary) {
+                c.binary = p;
+            }
+            Arc::new(c)
+        }
+    }
+}
+
+fn proc_of(s: &Spawned) -> Proc {
+    Proc {
+        name: s.name.clone(),
+        pid: s.pid,
+        start: vimana_goplugin::pid_start_time(s.pid),
+    }
+}
+
+/// A fresh run directory (0700); the console log of an earlier boot is kept
+/// as `console.log.1`.
+fn prepare_run_dir(dir: &std::path::Path) -> Result<(), DriverError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| DriverError::new(format!("cannot create {}: {e}", dir.display())))?;
+    let log = dir.join("console.log");
+    if log.exists() {
+        let _ = std::fs::rename(&log, dir.join("console.log.1"));
+    }
+    Ok(())
+}
+
+/// Boots the VM and waits until its agent answers.
+pub(crate) async fn launch(
+    cfg: &VmDriverConfig,
+    ctx: &RunContext,
+    config: &VmConfig,
+    kvm: Result<(), String>,
+) -> Result<Box<dyn Instance>, DriverError> {
+    let provider = config.provider_or(Provider::Qemu);
+    let host = HostFacts::from_env(kvm.clone());
+    let vmm = resolved_vmm(provider, &host);
+    vmm.check(&host)
+        .map_err(|why| DriverError::new(format!("cannot run {provider} here: {why}")))?;
+    let accel = match (&kvm, provider) {
+        (Ok(()), _) => Accel::Kvm,
+        (Err(why), Provider::Qemu) => {
+            ctx.logs.daemon(format!(
+                "warning: KVM is not usable ({why}); running under TCG software emulation, \
+                 which is much slower"
+            ));
+            Accel::Tcg
+        }
+        (Err(why), p) => {
+            return Err(DriverError::new(format!(
+                "{p} needs KVM, which is not usable here: {why}; use provider qemu"
+            )));
+        }
+    };
+    let name = ctx.name.as_str();
+    let run_dir = cfg.state_dir.join(name);
+    prepare_run_dir(&run_dir)?;
+    let spec = {
+        let (config, name, run_dir, cfg) = (
+            config.clone(),
+            name.to_string(),
+            run_dir.clone(),
+            cfg.clone(),
+        );
+        tokio::task::spawn_blocking(move || launch_spec(&config, &name, &run_dir, accel, &cfg))
+            .await
+            .map_err(|e| DriverError::new(format!("preparing the VM failed: {e}")))??
+    };
+    let plan = vmm
+        .plan(&spec)
+        .map_err(|e| DriverError::new(e.to_string()))?;
+    let mut spawned = execute_plan(&plan, &ExecuteOptions::default())
+        .await
+        .map_err(|e| {
+            let tail = console_tail(&spec.console_log, TAIL_LINES);
+            DriverError::new(with_tail(format!("cannot start the VM: {e}"), &tail))
+        })?;
+    let Some(mut vmm_proc) = spawned.pop() else {
+        return Err(DriverError::new("the launch plan started no VMM process"));
+    };
+    let handle = VmHandle {
+        provider,
+        spec: spec.clone(),
+        vmm: proc_of(&vmm_proc),
+        sidecars: spawned.iter().map(proc_of).collect(),
+    };
+    ctx.logs.daemon(format!(
+        "{provider} started (pid {}), waiting for the guest agent",
+        vmm_proc.pid
+    ));
+
+    let kill_all = |spawned: &mut Vec<Spawned>, vmm_proc: &mut Spawned| {
+        let _ = vmm_proc.child.start_kill();
+        for s in spawned.iter_mut() {
+            let _ = s.child.start_kill();
+        }
+    };
+    let Some(vsock) = spec.vsock.clone() else {
+        kill_all(&mut spawned, &mut vmm_proc);
+        return Err(DriverError::new(
+            "the VM has no vsock device to reach its agent",
+        ));
+    };
+    let agent = AgentClient::hybrid_unix(vsock.uds_path, AGENT_PORT);
+    let outcome = tokio::select! {
+        r = agent.wait_ready(cfg.ready_timeout) => Ok(r),
+        status = vmm_proc.child.wait() => Err(status),
+    };
+    match outcome {
+        Ok(Ok(status)) => {
+            ctx.logs.daemon(format!(
+                "guest agent ready (kernel {}, agent {})",
+                status.kernel_release, status.agent_version
+            ));
+        }
+        Ok(Err(e)) => {
+            kill_all(&mut spawned, &mut vmm_proc);
+            let _ = vmm_proc.child.wait().await;
+            let tail = console_tail(&spec.console_log, TAIL_LINES);
+            return Err(DriverError::new(with_tail(
+                format!(
+                    "the guest agent did not answer within {}s: {e}",
+                    cfg.ready_timeout.as_secs()
+                ),
+                &tail,
+            )));
+        }
+        Err(status) => {
+            kill_all(&mut spawned, &mut vmm_proc);
+            let how = status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            let tail = console_tail(&spec.console_log, TAIL_LINES);
+            return Err(DriverError::new(with_tail(
+                format!("the VM stopped while booting ({provider} {how})"),
+                &tail,
+            )));
+        }
+    }
+    let children = spawned.into_iter().map(|s| s.child).collect();
+    Ok(Box::new(VmInstance::new(
+        handle,
+        Arc::clone(&vmm),
+        Some(vmm_proc.child),
+        cfg.stop_timeout,
+        ctx.logs.clone(),
+        children,
+    )))
+}
+
+fn with_tail(message: String, tail: &str) -> String {
+    if tail.is_empty() {
+        format!("{message} (the console printed nothing)")
+    } else {
+        format!("{message}; last console lines:\n{tail}")
+    }
+}
+
+/// Re-adopts the VM a previous daemon started, if its VMM still runs.
+pub(crate) fn adopt(
+    cfg: &VmDriverConfig,
+    ctx: &RunContext,
+    handle: serde_json::Value,
+) -> Result<Box<dyn Instance>, DriverError> {
+    let handle: VmHandle = serde_json::from_value(handle)
+        .map_err(|e| DriverError::new(format!("unreadable VM handle: {e}")))?;
+    if !handle.vmm.alive() {
+        let tail = console_tail(&handle.spec.console_log, TAIL_LINES);
+        for s in &handle.sidecars {
+            if s.alive()
+                && let Ok(raw) = i32::try_from(s.pid)
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(raw),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        return Err(DriverError::new(with_tail(
+            format!("the {} process {} is gone", handle.provider, handle.vmm.pid),
+            &tail,
+        )));
+    }
+    let host = HostFacts::from_env(Err("not probed".into()));
+    let vmm = resolved_vmm(handle.provider, &host);
+    ctx.logs.daemon(format!(
+        "re-adopted the VM ({} pid {})",
+        handle.provider, handle.vmm.pid
+    ));
+    Ok(Box::new(VmInstance::new(
+        handle,
+        vmm,
+        None,
+        cfg.stop_timeout,
+        ctx.logs.clone(),
+        Vec::new(),
+    )))
+}

@@ -1,0 +1,140 @@
+//! The `vm` workload kind: [`VmDriver`] implements the framework's
+//! [`Driver`] on top of the [`Vmm`](crate::provider::Vmm) seam. The
+//! framework owns state, restarts, events and logs; this module turns a
+//! stored VM description into running processes (or re-adopts them).
+
+mod console;
+mod handle;
+mod instance;
+mod launch;
+pub mod prepare;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use vimana_api::{ApiError, WorkloadKind, WorkloadSpec};
+use vimana_core::{Driver, DriverError, Instance, RunContext};
+
+pub use handle::{Proc, VmHandle};
+
+use crate::model::VmConfig;
+
+/// Where the driver keeps things and what it boots with.
+#[derive(Clone, Debug)]
+pub struct VmDriverConfig {
+    /// One run directory per VM: `<state_dir>/<name>`.
+    pub state_dir: PathBuf,
+    /// Built initramfs archives, by content hash.
+    pub cache_dir: PathBuf,
+    /// busybox-static, copied into every vimana-built initramfs.
+    pub busybox: PathBuf,
+    /// The static guest agent; `None`: `vimana_agent::locate_static_agent`.
+    pub agent: Option<PathBuf>,
+    /// The kernel of VMs whose hac.toml names none.
+    pub default_kernel: Option<PathBuf>,
+    /// How long a VM may take from launch until its agent answers.
+    pub ready_timeout: Duration,
+    /// Budget of the whole stop sequence (agent, ACPI, SIGTERM).
+    pub stop_timeout: Duration,
+    /// `Some(reason)` forces TCG (tests, or a host known to lack KVM);
+    /// `None` probes KVM by running a tiny guest once.
+    pub force_tcg: Option<String>,
+}
+
+impl VmDriverConfig {
+    /// Defaults under a `VIMANA_HOME`-like root.
+    pub fn under(root: &std::path::Path) -> Self {
+        let default_kernel = root.join("vm/kernel/vmlinuz");
+        Self {
+            state_dir: root.join("vms"),
+            cache_dir: root.join("cache/vm"),
+            busybox: PathBuf::from("/bin/busybox"),
+            agent: None,
+            default_kernel: default_kernel.is_file().then_some(default_kernel),
+            ready_timeout: Duration::from_secs(120),
+            stop_timeout: Duration::from_secs(30),
+            force_tcg: None,
+        }
+    }
+}
+
+/// The microVM driver.
+pub struct VmDriver {
+    cfg: VmDriverConfig,
+    /// KVM usability, probed once (`Err`: why not).
+    kvm: OnceLock<Result<(), String>>,
+}
+
+impl VmDriver {
+    pub fn new(cfg: VmDriverConfig) -> Self {
+        Self {
+            cfg,
+            kvm: OnceLock::new(),
+        }
+    }
+
+    /// Whether KVM really runs a guest here (cached after the first probe).
+    pub async fn kvm(&self) -> Result<(), String> {
+        if let Some(r) = self.kvm.get() {
+            return r.clone();
+        }
+        let r = match &self.cfg.force_tcg {
+            Some(why) => Err(why.clone()),
+            None => tokio::task::spawn_blocking(|| {
+                vimana_host::kvm_usable(Duration::from_secs(2)).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("KVM probe failed: {e}"))),
+        };
+        self.kvm.get_or_init(|| r).clone()
+    }
+}
+
+/// The VM description inside a workload spec.
+pub fn config_of(spec: &WorkloadSpec) -> Result<VmConfig, String> {
+    let WorkloadSpec::Vm(vm) = spec else {
+        return Err(format!("expected a vm spec, got {}", spec.kind()));
+    };
+    let config: VmConfig = serde_json::from_value(vm.config.clone())
+        .map_err(|e| format!("invalid VM description: {e}"))?;
+    if config.cpus == 0 {
+        return Err("cpus must be at least 1".into());
+    }
+    if config.memory_mib < 16 {
+        return Err(format!(
+            "memory {} MiB is too small: give the VM at least 16 MiB",
+            config.memory_mib
+        ));
+    }
+    Ok(config)
+}
+
+#[async_trait]
+impl Driver for VmDriver {
+    fn kind(&self) -> WorkloadKind {
+        WorkloadKind::Vm
+    }
+
+    fn validate(&self, spec: &WorkloadSpec) -> Result<(), ApiError> {
+        config_of(spec).map(|_| ()).map_err(ApiError::BadRequest)
+    }
+
+    async fn run(&self, ctx: RunContext) -> Result<Box<dyn Instance>, DriverError> {
+        let config = config_of(&ctx.spec).map_err(DriverError::new)?;
+        if let Some(h) = ctx.adopt.clone() {
+            match launch::adopt(&self.cfg, &ctx, h) {
+                Ok(i) => return Ok(i),
+                Err(e) if ctx.adopt_only => return Err(e),
+                Err(e) => ctx
+                    .logs
+                    .daemon(format!("cannot re-adopt the VM, booting it anew: {e}")),
+            }
+        }
+        let kvm = self.kvm().await;
+        launch::launch(&self.cfg, &ctx, &config, kvm).await
+    }
+}
+
+pub(crate) type SharedVmm = Arc<dyn crate::provider::Vmm>;

@@ -1,0 +1,211 @@
+//! From a validated [`VmConfig`] to a [`LaunchSpec`]: the run directory,
+//! the kernel and its modules, the guest root (a cached initramfs with the
+//! agent), the accelerator and the kernel command line.
+
+use std::path::{Path, PathBuf};
+
+use vimana_core::DriverError;
+
+use crate::initramfs::{self, InitramfsSpec};
+use crate::model::{NetworkMode, RootFs, VmConfig};
+use crate::provider::{Accel, DriveSpec, LaunchSpec, NetSpec, VsockSpec, host_tsc_khz};
+
+use super::VmDriverConfig;
+
+/// The guest CID of every VM: each VM has its own vsock backend, so CIDs
+/// need not differ between VMs.
+pub const GUEST_CID: u32 = 3;
+
+/// Words vimana always puts on the kernel command line.
+const BASE_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
+
+/// The modules directory of a kernel in the Debian package layout
+/// (`<root>/boot/vmlinuz-<rel>` → `<root>/lib/modules/<rel>`).
+pub fn modules_next_to(kernel: &Path) -> Option<PathBuf> {
+    let name = kernel.file_name()?.to_str()?;
+    let release = name.strip_prefix("vmlinuz-")?;
+    let root = kernel.parent()?.parent()?;
+    let dir = root.join("lib/modules").join(release);
+    dir.is_dir().then_some(dir)
+}
+
+/// The kernel to boot: the config's, else the daemon's default.
+pub fn kernel_of(config: &VmConfig, cfg: &VmDriverConfig) -> Result<PathBuf, DriverError> {
+    let kernel = config
+        .kernel
+        .clone()
+        .or_else(|| cfg.default_kernel.clone())
+        .ok_or_else(|| {
+            DriverError::new(
+                "no kernel: hac.toml names none and no default kernel is configured; \
+                 set `kernel` in [hardware] (or [boot]), or put one at \
+                 VIMANA_HOME/vm/kernel (scripts/vm-test-assets.sh fetches Debian's cloud kernel)",
+            )
+        })?;
+    if !kernel.is_file() {
+        return Err(DriverError::new(format!(
+            "kernel {} does not exist; fix the `kernel` path in hac.toml",
+            kernel.display()
+        )));
+    }
+    Ok(kernel)
+}
+
+/// Builds (or finds in the cache) the initramfs: busybox, the kernel's
+/// virtio/vsock modules and the agent.
+pub fn initramfs_for(
+    config: &VmConfig,
+    kernel: &Path,
+    cfg: &VmDriverConfig,
+) -> Result<PathBuf, DriverError> {
+    let agent = cfg
+        .agent
+        .clone()
+        .or_else(vimana_agent::locate_static_agent)
+        .ok_or_else(|| {
+            DriverError::new(format!(
+                "the guest agent (a static `vimana-agent` binary) was not found: build it with \
+                 scripts/build-agent.sh and set {} to its path, or install it next to `vimana`",
+                vimana_agent::AGENT_ENV
+            ))
+        })?;
+    let mut spec = InitramfsSpec::new(cfg.busybox.clone());
+    spec.agent = Some(agent);
+    let modules = config.modules.clone().or_else(|| modules_next_to(kernel));
+    if let Some(dir) = modules {
+        spec = spec.with_default_modules(dir);
+    }
+    let info = initramfs::build_cached(&spec, &cfg.cache_dir)
+        .map_err(|e| DriverError::new(format!("cannot build the guest initramfs: {e}")))?;
+    Ok(info.path)
+}
+
+/// The whole kernel command line.
+pub fn cmdline(config: &VmConfig, name: &str, accel: Accel) -> String {
+    let mut words = vec![BASE_CMDLINE.to_string(), format!("vimana.hostname={name}")];
+    if accel == Accel::Tcg
+        && let Some(khz) = host_tsc_khz()
+    {
+        // Without it about one TCG boot in three hangs calibrating the TSC.
+        words.push(format!("tsc_early_khz={khz}"));
+    }
+    if matches!(config.root, RootFs::Drive { .. }) {
+        words.push("root=/dev/vda rw".into());
+    }
+    words.extend(config.cmdline_extra.iter().cloned());
+    words.join(" ")
+}
+
+/// The provider-independent launch description of VM `name`.
+pub fn launch_spec(
+    config: &VmConfig,
+    name: &str,
+    run_dir: &Path,
+    accel: Accel,
+    cfg: &VmDriverConfig,
+) -> Result<LaunchSpec, DriverError> {
+    let kernel = kernel_of(config, cfg)?;
+    let (initrd, root_drive) = match &config.root {
+        RootFs::Initramfs => (Some(initramfs_for(config, &kernel, cfg)?), None),
+        RootFs::Drive { path } => (
+            None,
+            Some(DriveSpec {
+                path: path.clone(),
+                read_only: false,
+            }),
+        ),
+        RootFs::Image { reference } => {
+            return Err(DriverError::new(format!(
+                "root filesystems from OCI images (`ref = \"{reference}\"`) are not supported \
+                 yet; use `drive` with a disk image, or leave both out to boot vimana's initramfs"
+            )));
+        }
+    };
+    let net = match config.network.mode {
+        NetworkMode::None => NetSpec::None,
+        NetworkMode::User => NetSpec::User {
+            forwards: config.network.forwards.clone(),
+        },
+        NetworkMode::Bridge => {
+            return Err(DriverError::new(
+                "bridge networking is not supported yet; use `[network] mode = \"user\"` \
+                 (with `forwards`) or `\"none\"`",
+            ));
+        }
+    };
+    let extra_drives = config
+        .volumes
+        .iter()
+        .filter(|v| v.source.is_file())
+        .map(|v| DriveSpec {
+            path: v.source.clone(),
+            read_only: v.read_only,
+        })
+        .collect();
+    Ok(LaunchSpec {
+        id: name.to_string(),
+        run_dir: run_dir.to_path_buf(),
+        cpus: config.cpus,
+        memory_mib: config.memory_mib,
+        kernel,
+        initrd,
+        root_drive,
+        extra_drives,
+        cmdline: cmdline(config, name, accel),
+        net,
+        vsock: Some(VsockSpec {
+            guest_cid: GUEST_CID,
+            uds_path: run_dir.join("vsock.sock"),
+        }),
+        console_log: run_dir.join("console.log"),
+        console_socket: run_dir.join("console.sock"),
+        accel,
+    })
+}
+
+/// The last `n` lines of a console log (empty when unreadable), with
+/// control characters other than newlines and tabs dropped.
+pub fn console_tail(path: &Path, n: usize) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return String::new();
+    };
+    let start = bytes.len().saturating_sub(64 * 1024);
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            l.chars()
+                .filter(|c| !c.is_control() || *c == '\t')
+                .collect::<String>()
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_dir_follows_the_debian_layout() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let boot = tmp.path().join("boot");
+        let mods = tmp.path().join("lib/modules/6.1.0-9-cloud-amd64");
+        std::fs::create_dir_all(&boot).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&mods).unwrap_or_else(|e| panic!("{e}"));
+        let kernel = boot.join("vmlinuz-6.1.0-9-cloud-amd64");
+        assert_eq!(modules_next_to(&kernel), Some(mods));
+        assert_eq!(modules_next_to(&boot.join("bzImage")), None);
+    }
+
+    #[test]
+    fn console_tail_keeps_the_last_printable_lines() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = tmp.path().join("console.log");
+        std::fs::write(&log, "a\r\n\x1b[0mb\n\nc\nKernel panic - not syncing\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(console_tail(&log, 2), "c\nKernel panic - not syncing");
+        assert_eq!(console_tail(&tmp.path().join("none"), 3), "");
+    }
+}

@@ -1,0 +1,322 @@
+//! The `vm` driver with real parts: QEMU (TCG here), the Debian cloud
+//! kernel (scripts/vm-test-assets.sh), a vimana-built initramfs, the static
+//! agent (scripts/build-agent.sh) and vhost-device-vsock. Boot until the
+//! agent answers, run `uname -r` through it, re-adopt the VM as a new daemon
+//! would, stop it cleanly; and the boot faults (kernel missing, corrupt
+//! initramfs, an agent that never answers, the VMM killed from outside).
+//!
+//! Skips with a printed reason when a part is missing, unless `CI` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use std::time::{Duration, Instant};
+
+use vimana_agent::AGENT_PORT;
+use vimana_agent::client::AgentClient;
+use vimana_api::{VmSpec, WorkloadName, WorkloadSpec};
+use vimana_core::{Driver, Exit, LogBook, RunContext};
+use vimana_vm::driver::{VmDriver, VmDriverConfig};
+use vimana_vm::{RootFs, VmConfig};
+
+/// One guest at a time: TCG is CPU-bound on this small machine.
+static VM_SLOT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn unavailable<T>(reason: String) -> Option<T> {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "VM test prerequisites: {reason}"
+    );
+    eprintln!("SKIP: {reason}");
+    None
+}
+
+/// Runs a repo script and returns the lines it printed on stdout.
+fn script(name: &str) -> Result<Vec<String>, String> {
+    let path = repo().join("scripts").join(name);
+    let out = Command::new("bash")
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+struct Parts {
+    kernel: PathBuf,
+    agent: PathBuf,
+}
+
+fn parts() -> Option<Parts> {
+    if Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return unavailable("qemu-system-x86_64 missing (apt-get install qemu-system-x86)".into());
+    }
+    let host = vimana_vm::provider::HostFacts::from_env(Ok(()));
+    if host.find(Path::new("vhost-device-vsock")).is_none() {
+        return unavailable("vhost-device-vsock missing (cargo install vhost-device-vsock)".into());
+    }
+    let assets = match script("vm-test-assets.sh") {
+        Ok(lines) => lines,
+        Err(e) => return unavailable(e),
+    };
+    let kernel = assets
+        .iter()
+        .find_map(|l| l.strip_prefix("KERNEL="))
+        .map(PathBuf::from)?;
+    let agent = match script("build-agent.sh") {
+        Ok(lines) => PathBuf::from(lines.last()?.trim()),
+        Err(e) => return unavailable(e),
+    };
+    Some(Parts { kernel, agent })
+}
+
+struct Rig {
+    _tmp: tempfile::TempDir,
+    book: LogBook,
+    driver: VmDriver,
+    state_dir: PathBuf,
+    logs: PathBuf,
+}
+
+impl Rig {
+    fn new(parts: &Parts, ready_timeout: Duration) -> Rig {
+        // Short paths: unix socket addresses hold 107 bytes.
+        let tmp = tempfile::Builder::new()
+            .prefix("vmt")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut cfg = VmDriverConfig::under(tmp.path());
+        cfg.agent = Some(parts.agent.clone());
+        cfg.default_kernel = Some(parts.kernel.clone());
+        cfg.ready_timeout = ready_timeout;
+        cfg.stop_timeout = Duration::from_secs(15);
+        cfg.force_tcg = Some("tests run under TCG".into());
+        let state_dir = cfg.state_dir.clone();
+        let logs = tmp.path().join("logs");
+        let book = LogBook::new(&logs, Default::default()).unwrap();
+        Rig {
+            _tmp: tmp,
+            book,
+            driver: VmDriver::new(cfg),
+            state_dir,
+            logs,
+        }
+    }
+
+    fn ctx(&self, name: &str, config: &VmConfig, adopt: Option<serde_json::Value>) -> RunContext {
+        let name = WorkloadName::new(name).unwrap();
+        RunContext {
+            spec: WorkloadSpec::Vm(Box::new(VmSpec {
+                config: serde_json::to_value(config).unwrap(),
+                source: None,
+            })),
+            first_start: adopt.is_none(),
+            adopt_only: adopt.is_some(),
+            adopt,
+            logs: self.book.sink(&name),
+            log_dir: self.logs.clone(),
+            name,
+        }
+    }
+
+    fn agent(&self, name: &str) -> AgentClient {
+        AgentClient::hybrid_unix(self.state_dir.join(name).join("vsock.sock"), AGENT_PORT)
+    }
+}
+
+fn config() -> VmConfig {
+    VmConfig {
+        provider: None,
+        cpus: 1,
+        memory_mib: 256,
+        disk_bytes: None,
+        kernel: None,
+        modules: None,
+        cmdline_extra: Vec::new(),
+        root: RootFs::Initramfs,
+        network: Default::default(),
+        volumes: Vec::new(),
+        spacecore: Default::default(),
+    }
+}
+
+fn kernel_release(kernel: &Path) -> String {
+    kernel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boots_execs_readopts_and_stops() {
+    let Some(parts) = parts() else { return };
+    let _slot = VM_SLOT.lock().await;
+    let rig = Rig::new(&parts, Duration::from_secs(120));
+    let started = Instant::now();
+    let vm = rig
+        .driver
+        .run(rig.ctx("vm-one", &config(), None))
+        .await
+        .unwrap_or_else(|e| panic!("boot failed: {e}"));
+    eprintln!("spawn → agent ready: {:?}", started.elapsed());
+
+    // exec through the agent: the guest's kernel, not the host's.
+    let out = rig
+        .agent("vm-one")
+        .exec_collect(["uname", "-r"], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(out.exit.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        kernel_release(&parts.kernel)
+    );
+    let detail = vm.probe().await.unwrap();
+    assert!(
+        detail.contains("qemu") && detail.contains("tcg"),
+        "{detail}"
+    );
+
+    // A new daemon re-adopts the VM from its handle; the old one lets go.
+    let handle = vm.handle();
+    let pid = vm.pid().unwrap();
+    drop(vm);
+    let again = rig
+        .driver
+        .run(rig.ctx("vm-one", &config(), Some(handle)))
+        .await
+        .unwrap();
+    assert!(again.adopted());
+    assert_eq!(again.pid(), Some(pid));
+    let out = rig
+        .agent("vm-one")
+        .exec_collect(
+            ["sh", "-c", "echo adopted; exit 7"],
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "adopted");
+    assert_eq!(out.exit.code, Some(7));
+
+    // Stop: the agent powers the guest off; QEMU exits by itself.
+    let t = Instant::now();
+    again.stop().await.unwrap();
+    assert!(!vimana_goplugin::pid_alive(pid, None), "QEMU still runs");
+    eprintln!("stop took {:?}", t.elapsed());
+    let daemon_lines: Vec<String> = rig
+        .book
+        .read(&WorkloadName::new("vm-one").unwrap(), None)
+        .into_iter()
+        .map(|r| r.message)
+        .collect();
+    assert!(
+        daemon_lines
+            .iter()
+            .any(|l| l.contains("asked the guest agent to power off")),
+        "{daemon_lines:#?}"
+    );
+    assert!(
+        !daemon_lines
+            .iter()
+            .any(|l| l.contains("terminating the VMM")),
+        "the guest did not power off by itself: {daemon_lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_faults_are_reported_with_the_console_tail() {
+    let Some(parts) = parts() else { return };
+    let _slot = VM_SLOT.lock().await;
+
+    // Kernel missing: refused before anything starts.
+    let rig = Rig::new(&parts, Duration::from_secs(120));
+    let mut c = config();
+    c.kernel = Some(PathBuf::from("/nonexistent/vmlinuz"));
+    let e = rig
+        .driver
+        .run(rig.ctx("vm-nokernel", &c, None))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("/nonexistent/vmlinuz"), "{e}");
+
+    // An agent that never answers: `init=` a shell instead of the agent's
+    // /init, so the guest boots but nothing listens on vsock.
+    let rig = Rig::new(&parts, Duration::from_secs(25));
+    let mut c = config();
+    c.cmdline_extra = vec!["rdinit=/bin/sh".into()];
+    let t = Instant::now();
+    let e = rig
+        .driver
+        .run(rig.ctx("vm-mute", &c, None))
+        .await
+        .err()
+        .unwrap();
+    let msg = e.to_string();
+    assert!(msg.contains("did not answer within 25s"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    assert_no_qemu_for(&rig.state_dir);
+
+    // The VMM killed from outside: the exit names it and quotes the console.
+    let rig = Rig::new(&parts, Duration::from_secs(120));
+    let vm = rig
+        .driver
+        .run(rig.ctx("vm-victim", &config(), None))
+        .await
+        .unwrap();
+    let pid = vm.pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), vm.exited())
+        .await
+        .unwrap();
+    assert_eq!(exit, Exit::Signal(9));
+    let why = vm.describe_exit(exit);
+    assert!(why.contains("qemu") && why.contains("signal 9"), "{why}");
+    assert!(why.contains("last console lines"), "{why}");
+    vm.kill();
+}
+
+/// No QEMU process runs with a socket under `dir` (a failed boot cleans up).
+fn assert_no_qemu_for(dir: &Path) {
+    let needle = dir.to_string_lossy().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&needle) && !c.contains("driver_qemu"))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left running: {left:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
