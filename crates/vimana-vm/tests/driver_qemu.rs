@@ -278,6 +278,32 @@ async fn boot_faults_are_reported_with_the_console_tail() {
     assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
     assert_no_qemu_for(&rig.state_dir);
 
+    // A corrupt initramfs (a truncated archive in the cache): the kernel
+    // panics, QEMU exits, and the error quotes the console.
+    let rig = Rig::new(&parts, Duration::from_secs(120));
+    let cfg = {
+        let mut c = VmDriverConfig::under(rig._tmp.path());
+        c.agent = Some(parts.agent.clone());
+        c
+    };
+    let archive =
+        vimana_vm::driver::prepare::initramfs_for(&config(), &parts.kernel, &cfg).unwrap();
+    let bytes = std::fs::read(&archive).unwrap();
+    std::fs::write(&archive, &bytes[..bytes.len().min(64 * 1024)]).unwrap();
+    let e = rig
+        .driver
+        .run(rig.ctx("vm-corrupt", &config(), None))
+        .await
+        .err()
+        .unwrap();
+    let msg = e.to_string();
+    assert!(msg.contains("stopped while booting"), "{msg}");
+    assert!(
+        msg.contains("Kernel panic") || msg.contains("Initramfs unpacking failed"),
+        "{msg}"
+    );
+    assert_no_qemu_for(&rig.state_dir);
+
     // The VMM killed from outside: the exit names it and quotes the console.
     let rig = Rig::new(&parts, Duration::from_secs(120));
     let vm = rig
