@@ -27,6 +27,8 @@ PACKAGES=(
     e2fsprogs        # mkfs.ext4 -d: root filesystems from OCI images
     cpio
     file
+    nftables         # NAT rules of the microVM bridge (tests check them)
+    iproute2         # ip netns / ip link in the network tests
 )
 
 # PyPI packages of the Python test clients (tests/py). Installed for the

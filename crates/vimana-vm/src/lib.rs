@@ -13,6 +13,7 @@ pub mod driver;
 pub mod hac;
 pub mod initramfs;
 pub mod model;
+pub mod network;
 pub mod provider;
 
 pub use model::{

@@ -346,3 +346,121 @@ fn assert_no_qemu_for(dir: &Path) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Deletes the network namespace when dropped.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Bridge mode in a network namespace made for the test: the inner test
+/// (below) runs in it through `ip netns exec`, so the bridge, the TAP and
+/// QEMU all live there and the host's own network is never touched.
+#[test]
+fn bridge_networking_in_a_private_netns() {
+    if parts().is_none() {
+        return;
+    }
+    let ns = format!("vmb-{}", std::process::id());
+    let made = Command::new("ip").args(["netns", "add", &ns]).status();
+    if !made.is_ok_and(|s| s.success()) {
+        unavailable::<()>(format!(
+            "cannot create network namespace {ns} (root needed)"
+        ));
+        return;
+    }
+    let _guard = Netns(ns.clone());
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .arg(exe)
+        .args(["--exact", "bridge_inner", "--ignored", "--nocapture"])
+        .env("VIMANA_BRIDGE_INNER", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "inner test failed:\n{text}");
+    assert!(text.contains("1 passed"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by bridge_networking_in_a_private_netns inside its namespace"]
+async fn bridge_inner() {
+    if std::env::var_os("VIMANA_BRIDGE_INNER").is_none() {
+        return;
+    }
+    let Some(parts) = parts() else { return };
+    // Loopback is down in a fresh namespace.
+    let _ = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status();
+    let rig = Rig::new(&parts, Duration::from_secs(120));
+    let mut c = config();
+    c.network.mode = vimana_vm::NetworkMode::Bridge;
+    let vm = rig
+        .driver
+        .run(rig.ctx("vm-net", &c, None))
+        .await
+        .unwrap_or_else(|e| panic!("boot failed: {e}"));
+    let handle: vimana_vm::driver::VmHandle = serde_json::from_value(vm.handle()).unwrap();
+    let lease = handle.net.clone().expect("a TAP lease in the handle");
+    assert_eq!(lease.address.to_string(), "10.88.0.2");
+
+    // The bridge and the VM's TAP on it.
+    let link = |name: &str| {
+        Command::new("ip")
+            .args(["-d", "link", "show", name])
+            .output()
+            .map(|o| {
+                (
+                    o.status.success(),
+                    String::from_utf8_lossy(&o.stdout).to_string(),
+                )
+            })
+            .unwrap()
+    };
+    let (ok, tap) = link(&lease.tap);
+    assert!(ok && tap.contains("master vimana0"), "{tap}");
+
+    // The guest configured eth0 from the command line and reaches the host.
+    let agent = rig.agent("vm-net");
+    let out = agent
+        .exec_collect(
+            ["ip", "-4", "addr", "show", "eth0"],
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let addr = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(addr.contains("10.88.0.2/24"), "{addr}");
+    let out = agent
+        .exec_collect(
+            ["busybox", "ping", "-c", "1", "-W", "5", "10.88.0.1"],
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.exit.success(),
+        "guest cannot reach the bridge: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Stop releases the TAP and the address.
+    vm.stop().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while link(&lease.tap).0 {
+        assert!(Instant::now() < deadline, "{} still exists", lease.tap);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leases = std::fs::read_to_string(rig.state_dir.join("net/leases.json")).unwrap_or_default();
+    assert!(!leases.contains("vm-net"), "{leases}");
+}

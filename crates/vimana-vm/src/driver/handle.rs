@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Provider;
+use crate::network::TapLease;
 use crate::provider::LaunchSpec;
 
 /// One process of a VM (the VMM or a sidecar).
@@ -32,4 +33,7 @@ pub struct VmHandle {
     /// Sidecars (e.g. vhost-device-vsock), stopped with the VM.
     #[serde(default)]
     pub sidecars: Vec<Proc>,
+    /// The VM's TAP device and address on the bridge (bridge mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<TapLease>,
 }

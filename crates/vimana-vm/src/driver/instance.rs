@@ -19,6 +19,7 @@ use vimana_core::{DriverError, Exit, Instance, LogSink};
 use super::console::follow_console;
 use super::handle::{Proc, VmHandle};
 use super::prepare::console_tail;
+use crate::network::BridgeNetwork;
 use crate::provider::{Vmm, VmmStatus};
 
 /// How often a re-adopted VMM (not our child) is checked for life.
@@ -67,20 +68,34 @@ impl VmInstance {
         stop_timeout: Duration,
         sink: LogSink,
         sidecar_children: Vec<Child>,
+        net: Option<Arc<BridgeNetwork>>,
     ) -> Self {
         let (tx, exit) = watch::channel(None);
         let adopted = child.is_none();
         let mut tasks = Vec::new();
         let vmm_proc = handle.vmm.clone();
+        // When the VMM ends (stop, power-off or crash), its TAP device and
+        // address go back, and only then is the exit reported.
+        let release = net.zip(handle.net.clone());
+        let release_sink = sink.clone();
+        let released = move || async move {
+            if let Some((net, lease)) = release
+                && let Err(e) = net.detach(&lease).await
+            {
+                release_sink.daemon(format!("cannot release {}: {e}", lease.tap));
+            }
+        };
         tasks.push(match child {
             Some(mut child) => tokio::spawn(async move {
                 let status = child.wait().await;
+                released().await;
                 tx.send_replace(Some(exit_of(status)));
             }),
             None => tokio::spawn(async move {
                 while vmm_proc.alive() {
                     tokio::time::sleep(ADOPTED_POLL).await;
                 }
+                released().await;
                 tx.send_replace(Some(Exit::Unknown));
             }),
         });

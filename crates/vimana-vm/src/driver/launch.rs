@@ -12,6 +12,7 @@ use super::instance::{TAIL_LINES, VmInstance};
 use super::prepare::{console_tail, launch_spec};
 use super::{SharedVmm, VmDriverConfig};
 use crate::model::{Provider, VmConfig};
+use crate::network::{BridgeNetwork, TapLease};
 use crate::provider::{
     Accel, CloudHypervisor, ExecuteOptions, Firecracker, HostFacts, Qemu, Spawned, execute_plan,
 };
@@ -71,12 +72,50 @@ fn prepare_run_dir(dir: &std::path::Path) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// Boots the VM and waits until its agent answers.
+/// Boots the VM and waits until its agent answers. In bridge mode the VM
+/// gets a TAP lease first, released again if the boot fails.
 pub(crate) async fn launch(
     cfg: &VmDriverConfig,
     ctx: &RunContext,
     config: &VmConfig,
     kvm: Result<(), String>,
+    net: Option<Arc<BridgeNetwork>>,
+) -> Result<Box<dyn Instance>, DriverError> {
+    let lease = match &net {
+        Some(net) => {
+            let lease = net
+                .attach(ctx.name.as_str(), &config.network)
+                .await
+                .map_err(|e| DriverError::new(format!("bridge networking: {e}")))?;
+            for w in &lease.warnings {
+                ctx.logs.daemon(format!("warning: {w}"));
+            }
+            ctx.logs.daemon(format!(
+                "network: {} on {} with {}/{}",
+                lease.tap, lease.bridge, lease.address, lease.prefix
+            ));
+            Some(lease)
+        }
+        None => None,
+    };
+    let booted = boot(cfg, ctx, config, kvm, lease.clone(), net.clone()).await;
+    if booted.is_err()
+        && let (Some(net), Some(lease)) = (&net, &lease)
+        && let Err(e) = net.detach(lease).await
+    {
+        ctx.logs
+            .daemon(format!("cannot release {}: {e}", lease.tap));
+    }
+    booted
+}
+
+async fn boot(
+    cfg: &VmDriverConfig,
+    ctx: &RunContext,
+    config: &VmConfig,
+    kvm: Result<(), String>,
+    lease: Option<TapLease>,
+    net: Option<Arc<BridgeNetwork>>,
 ) -> Result<Box<dyn Instance>, DriverError> {
     let provider = config.provider_or(Provider::Qemu);
     let host = HostFacts::from_env(kvm.clone());
@@ -108,9 +147,12 @@ pub(crate) async fn launch(
             run_dir.clone(),
             cfg.clone(),
         );
-        tokio::task::spawn_blocking(move || launch_spec(&config, &name, &run_dir, accel, &cfg))
-            .await
-            .map_err(|e| DriverError::new(format!("preparing the VM failed: {e}")))??
+        let lease = lease.clone();
+        tokio::task::spawn_blocking(move || {
+            launch_spec(&config, &name, &run_dir, accel, &cfg, lease.as_ref())
+        })
+        .await
+        .map_err(|e| DriverError::new(format!("preparing the VM failed: {e}")))??
     };
     let plan = vmm
         .plan(&spec)
@@ -129,6 +171,7 @@ pub(crate) async fn launch(
         spec: spec.clone(),
         vmm: proc_of(&vmm_proc),
         sidecars: spawned.iter().map(proc_of).collect(),
+        net: lease,
     };
     ctx.logs.daemon(format!(
         "{provider} started (pid {}), waiting for the guest agent",
@@ -191,6 +234,7 @@ pub(crate) async fn launch(
         cfg.stop_timeout,
         ctx.logs.clone(),
         children,
+        net,
     )))
 }
 
@@ -202,11 +246,13 @@ fn with_tail(message: String, tail: &str) -> String {
     }
 }
 
-/// Re-adopts the VM a previous daemon started, if its VMM still runs.
-pub(crate) fn adopt(
+/// Re-adopts the VM a previous daemon started, if its VMM still runs; a
+/// VM whose VMM is gone gets its sidecars killed and its TAP released.
+pub(crate) async fn adopt(
     cfg: &VmDriverConfig,
     ctx: &RunContext,
     handle: serde_json::Value,
+    driver: &super::VmDriver,
 ) -> Result<Box<dyn Instance>, DriverError> {
     let handle: VmHandle = serde_json::from_value(handle)
         .map_err(|e| DriverError::new(format!("unreadable VM handle: {e}")))?;
@@ -222,11 +268,22 @@ pub(crate) fn adopt(
                 );
             }
         }
+        if let Some(lease) = &handle.net
+            && let Ok(net) = driver.network()
+            && let Err(e) = net.detach(lease).await
+        {
+            ctx.logs
+                .daemon(format!("cannot release {}: {e}", lease.tap));
+        }
         return Err(DriverError::new(with_tail(
             format!("the {} process {} is gone", handle.provider, handle.vmm.pid),
             &tail,
         )));
     }
+    let net = match handle.net {
+        Some(_) => Some(driver.network()?),
+        None => None,
+    };
     let host = HostFacts::from_env(Err("not probed".into()));
     let vmm = resolved_vmm(handle.provider, &host);
     ctx.logs.daemon(format!(
@@ -240,5 +297,6 @@ pub(crate) fn adopt(
         cfg.stop_timeout,
         ctx.logs.clone(),
         Vec::new(),
+        net,
     )))
 }

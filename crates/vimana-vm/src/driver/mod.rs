@@ -19,7 +19,8 @@ use vimana_core::{Driver, DriverError, Instance, RunContext};
 
 pub use handle::{Proc, VmHandle};
 
-use crate::model::VmConfig;
+use crate::model::{NetworkMode, VmConfig};
+use crate::network::{BridgeNetwork, BridgeSettings};
 
 /// Where the driver keeps things and what it boots with.
 #[derive(Clone, Debug)]
@@ -65,6 +66,8 @@ pub struct VmDriver {
     cfg: VmDriverConfig,
     /// KVM usability, probed once (`Err`: why not).
     kvm: OnceLock<Result<(), String>>,
+    /// The host bridge, set up on the first bridge-mode VM.
+    net: OnceLock<Result<Arc<BridgeNetwork>, String>>,
 }
 
 impl VmDriver {
@@ -72,7 +75,20 @@ impl VmDriver {
         Self {
             cfg,
             kvm: OnceLock::new(),
+            net: OnceLock::new(),
         }
+    }
+
+    /// The bridge network (one per daemon: it serialises its changes).
+    pub(crate) fn network(&self) -> Result<Arc<BridgeNetwork>, DriverError> {
+        self.net
+            .get_or_init(|| {
+                BridgeNetwork::on_host(BridgeSettings::under(&self.cfg.state_dir.join("net")))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(DriverError::new)
     }
 
     /// Whether KVM really runs a guest here (cached after the first probe).
@@ -123,8 +139,12 @@ impl Driver for VmDriver {
 
     async fn run(&self, ctx: RunContext) -> Result<Box<dyn Instance>, DriverError> {
         let config = config_of(&ctx.spec).map_err(DriverError::new)?;
+        let net = match config.network.mode {
+            NetworkMode::Bridge => Some(self.network()?),
+            _ => None,
+        };
         if let Some(h) = ctx.adopt.clone() {
-            match launch::adopt(&self.cfg, &ctx, h) {
+            match launch::adopt(&self.cfg, &ctx, h, self).await {
                 Ok(i) => return Ok(i),
                 Err(e) if ctx.adopt_only => return Err(e),
                 Err(e) => ctx
@@ -133,7 +153,7 @@ impl Driver for VmDriver {
             }
         }
         let kvm = self.kvm().await;
-        launch::launch(&self.cfg, &ctx, &config, kvm).await
+        launch::launch(&self.cfg, &ctx, &config, kvm, net).await
     }
 }
 

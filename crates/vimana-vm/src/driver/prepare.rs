@@ -11,6 +11,7 @@ use vimana_core::DriverError;
 
 use crate::initramfs::{self, InitramfsSpec};
 use crate::model::{NetworkMode, RootFs, VmConfig};
+use crate::network::TapLease;
 use crate::provider::{Accel, DriveSpec, LaunchSpec, NetSpec, VsockSpec, host_tsc_khz};
 
 use super::VmDriverConfig;
@@ -128,7 +129,7 @@ fn quick_key(spec: &InitramfsSpec) -> String {
 }
 
 /// The whole kernel command line.
-pub fn cmdline(config: &VmConfig, name: &str, accel: Accel) -> String {
+pub fn cmdline(config: &VmConfig, name: &str, accel: Accel, lease: Option<&TapLease>) -> String {
     let mut words = vec![BASE_CMDLINE.to_string(), format!("vimana.hostname={name}")];
     if accel == Accel::Tcg
         && let Some(khz) = host_tsc_khz()
@@ -138,6 +139,9 @@ pub fn cmdline(config: &VmConfig, name: &str, accel: Accel) -> String {
     }
     if matches!(config.root, RootFs::Drive { .. }) {
         words.push("root=/dev/vda rw".into());
+    }
+    if let Some(lease) = lease {
+        words.push(lease.cmdline());
     }
     words.extend(config.cmdline_extra.iter().cloned());
     words.join(" ")
@@ -150,6 +154,7 @@ pub fn launch_spec(
     run_dir: &Path,
     accel: Accel,
     cfg: &VmDriverConfig,
+    lease: Option<&TapLease>,
 ) -> Result<LaunchSpec, DriverError> {
     let kernel = kernel_of(config, cfg)?;
     let (initrd, root_drive) = match &config.root {
@@ -173,12 +178,14 @@ pub fn launch_spec(
         NetworkMode::User => NetSpec::User {
             forwards: config.network.forwards.clone(),
         },
-        NetworkMode::Bridge => {
-            return Err(DriverError::new(
-                "bridge networking is not supported yet; use `[network] mode = \"user\"` \
-                 (with `forwards`) or `\"none\"`",
-            ));
-        }
+        NetworkMode::Bridge => match lease {
+            Some(lease) => lease.net_spec(),
+            None => {
+                return Err(DriverError::new(
+                    "bridge networking needs a TAP lease (internal error: attach first)",
+                ));
+            }
+        },
     };
     let extra_drives = config
         .volumes
@@ -198,7 +205,7 @@ pub fn launch_spec(
         initrd,
         root_drive,
         extra_drives,
-        cmdline: cmdline(config, name, accel),
+        cmdline: cmdline(config, name, accel, lease),
         net,
         vsock: Some(VsockSpec {
             guest_cid: GUEST_CID,
