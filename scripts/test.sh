@@ -31,7 +31,7 @@ cargo build --workspace --all-targets
 echo "== cargo test"
 mkdir -p target
 set -o pipefail
-cargo test --workspace 2>&1 | tee target/test-output.log
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
 
 # One closing line for the whole suite (libtest's per-binary lines and the
 # e2e harness's "e2e: N passed; M failed" line, summed).

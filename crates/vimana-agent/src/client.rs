@@ -500,7 +500,7 @@ impl AgentClient {
                 });
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
+            pause = (pause * 2).min(Duration::from_millis(40));
         }
     }
 }

@@ -16,6 +16,9 @@
 //!   load against any AddFloats server.
 //! - `wasm-deploy`: the adder deployed as many Components in one apply:
 //!   time until all are available, daemon memory, restart on the same home.
+//! - `vm-boot`: `vimana vm spawn` → agent ready against raw QEMU booting
+//!   the same kernel and initramfs to the agent's ready marker, and the
+//!   daemon's memory per running VM (`bash benches/vm-boot.sh`).
 //! - `write-hello-http`: writes the wasi:http hello-world component
 //!   (`vimana_wasm::testing::hello_http_component`).
 //!
@@ -34,6 +37,7 @@ mod native_adder;
 mod run_cached;
 mod stats;
 mod tls;
+mod vm_boot;
 mod wasm_deploy;
 
 /// Code generated from examples/adder/adder.proto (package `foo.bar`).
@@ -111,6 +115,8 @@ enum Command {
     GrpcLoad(grpc_load::Opts),
     /// The adder as many Components in one apply: time to available, RSS, restart.
     WasmDeploy(wasm_deploy::Opts),
+    /// MicroVM boot: `vimana vm spawn` vs raw QEMU to agent ready; daemon memory per VM.
+    VmBoot(vm_boot::Opts),
     /// Write the wasi:http hello component (answers 200 "hello from wasm\n").
     WriteHelloHttp {
         /// Where to write the component.
@@ -160,6 +166,7 @@ fn main() -> ExitCode {
             Command::NativeAdder(opts) => native_adder::run(opts).await,
             Command::GrpcLoad(opts) => grpc_load::run(opts).await,
             Command::WasmDeploy(opts) => wasm_deploy::run(opts).await,
+            Command::VmBoot(opts) => vm_boot::run(opts).await,
             Command::WriteHelloHttp { out } => write_hello_http(&out),
         }
     });

@@ -15,6 +15,7 @@ pub mod initramfs;
 pub mod model;
 pub mod network;
 pub mod provider;
+pub mod rootfs;
 
 pub use model::{
     NetworkConfig, NetworkMode, PortForward, Protocol, Provider, RootFs, SpacecoreInfo, VmConfig,

@@ -464,3 +464,49 @@ async fn bridge_inner() {
     let leases = std::fs::read_to_string(rig.state_dir.join("net/leases.json")).unwrap_or_default();
     assert!(!leases.contains("vm-net"), "{leases}");
 }
+
+/// A `drive` root: vimana's initramfs mounts the ext4 disk, brings its
+/// agent along (the disk has none) and switches to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boots_from_a_drive_without_an_agent_on_it() {
+    let Some(parts) = parts() else { return };
+    if Command::new("mkfs.ext4").arg("-V").output().is_err() {
+        unavailable::<()>("mkfs.ext4 missing (apt-get install e2fsprogs)".into());
+        return;
+    }
+    let _slot = VM_SLOT.lock().await;
+    let rig = Rig::new(&parts, Duration::from_secs(120));
+    let tree = rig._tmp.path().join("tree");
+    for d in ["bin", "etc", "dev", "proc", "sys", "tmp"] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", tree.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "uname", "mount"] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(tree.join("etc/marker"), "from the drive\n").unwrap();
+    let image = rig._tmp.path().join("root.ext4");
+    let made = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&tree)
+        .arg(&image)
+        .arg("64M")
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    let mut c = config();
+    c.root = RootFs::Drive { path: image };
+    let vm = rig
+        .driver
+        .run(rig.ctx("vm-drive", &c, None))
+        .await
+        .unwrap_or_else(|e| panic!("boot failed: {e}"));
+    let out = rig
+        .agent("vm-drive")
+        .exec_collect(["cat", "/etc/marker"], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from the drive\n");
+    vm.stop().await.unwrap();
+}

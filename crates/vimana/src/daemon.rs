@@ -21,6 +21,7 @@ fn vm_driver(home: &Home, config: &Config) -> vimana_vm::driver::VmDriver {
     let mut cfg = vimana_vm::driver::VmDriverConfig::under(&home.root);
     cfg.state_dir = home.vms_dir();
     cfg.cache_dir = home.vm_cache_dir();
+    cfg.insecure_registries = config.images.insecure_registries.clone();
     let vm = &config.vm;
     if let Some(k) = &vm.kernel {
         cfg.default_kernel = Some(k.clone());

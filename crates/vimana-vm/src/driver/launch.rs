@@ -140,6 +140,7 @@ async fn boot(
     let name = ctx.name.as_str();
     let run_dir = cfg.state_dir.join(name);
     prepare_run_dir(&run_dir)?;
+    let config = &image_root(cfg, ctx, config, &run_dir).await?;
     let spec = {
         let (config, name, run_dir, cfg) = (
             config.clone(),
@@ -191,8 +192,24 @@ async fn boot(
         ));
     };
     let agent = AgentClient::hybrid_unix(vsock.uds_path, AGENT_PORT);
+    // First the agent's ready line on the console (reading a file costs
+    // the guest nothing; connection attempts over vsock while it boots
+    // would cost it CPU), then its answer over vsock.
+    let ready = async {
+        let started = std::time::Instant::now();
+        super::console::wait_for_line(
+            &spec.console_log,
+            vimana_agent::READY_MARKER,
+            cfg.ready_timeout,
+        )
+        .await;
+        let left = cfg.ready_timeout.saturating_sub(started.elapsed());
+        agent
+            .wait_ready(left.max(std::time::Duration::from_secs(1)))
+            .await
+    };
     let outcome = tokio::select! {
-        r = agent.wait_ready(cfg.ready_timeout) => Ok(r),
+        r = ready => Ok(r),
         status = vmm_proc.child.wait() => Err(status),
     };
     match outcome {
@@ -236,6 +253,56 @@ async fn boot(
         children,
         net,
     )))
+}
+
+/// For a root from an OCI image: the cached ext4 image (pulled and built
+/// once per digest, with the agent), copied for this VM (the cached one is
+/// shared) and used as its drive.
+async fn image_root(
+    cfg: &VmDriverConfig,
+    ctx: &RunContext,
+    config: &VmConfig,
+    run_dir: &std::path::Path,
+) -> Result<VmConfig, DriverError> {
+    let crate::model::RootFs::Image { reference } = &config.root else {
+        return Ok(config.clone());
+    };
+    let agent = cfg
+        .agent
+        .clone()
+        .or_else(vimana_agent::locate_static_agent)
+        .ok_or_else(|| DriverError::new("the guest agent was not found (see docs/vms.md)"))?;
+    let builder = crate::rootfs::RootfsBuilder::new(
+        cfg.cache_dir.join("rootfs"),
+        cfg.insecure_registries.clone(),
+    );
+    let image = builder
+        .build(reference, &agent, config.disk_bytes)
+        .await
+        .map_err(|e| DriverError::new(format!("root filesystem from {reference}: {e}")))?;
+    ctx.logs.daemon(format!(
+        "root filesystem from {reference} ({}{})",
+        image.manifest_digest,
+        if image.reused { ", cached" } else { "" }
+    ));
+    let disk = run_dir.join("root.ext4");
+    let copied = tokio::process::Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&image.path)
+        .arg(&disk)
+        .status()
+        .await
+        .map_err(|e| DriverError::new(format!("cannot copy {}: {e}", image.path.display())))?;
+    if !copied.success() {
+        return Err(DriverError::new(format!(
+            "copying {} to {} failed ({copied})",
+            image.path.display(),
+            disk.display()
+        )));
+    }
+    let mut config = config.clone();
+    config.root = crate::model::RootFs::Drive { path: disk };
+    Ok(config)
 }
 
 fn with_tail(message: String, tail: &str) -> String {

@@ -39,6 +39,9 @@ pub struct VmDriverConfig {
     pub ready_timeout: Duration,
     /// Budget of the whole stop sequence (agent, ACPI, SIGTERM).
     pub stop_timeout: Duration,
+    /// Registries (`host[:port]`) that root-filesystem images may be pulled
+    /// from over plain HTTP.
+    pub insecure_registries: Vec<String>,
     /// `Some(reason)` forces TCG (tests, or a host known to lack KVM);
     /// `None` probes KVM by running a tiny guest once.
     pub force_tcg: Option<String>,
@@ -56,6 +59,7 @@ impl VmDriverConfig {
             default_kernel: default_kernel.is_file().then_some(default_kernel),
             ready_timeout: Duration::from_secs(120),
             stop_timeout: Duration::from_secs(30),
+            insecure_registries: Vec::new(),
             force_tcg: None,
         }
     }

@@ -137,8 +137,9 @@ pub fn cmdline(config: &VmConfig, name: &str, accel: Accel, lease: Option<&TapLe
         // Without it about one TCG boot in three hangs calibrating the TSC.
         words.push(format!("tsc_early_khz={khz}"));
     }
-    if matches!(config.root, RootFs::Drive { .. }) {
-        words.push("root=/dev/vda rw".into());
+    if !matches!(config.root, RootFs::Initramfs) {
+        // vimana's initramfs mounts the disk and switches to it.
+        words.push("vimana.root=/dev/vda".into());
     }
     if let Some(lease) = lease {
         words.push(lease.cmdline());
@@ -157,19 +158,16 @@ pub fn launch_spec(
     lease: Option<&TapLease>,
 ) -> Result<LaunchSpec, DriverError> {
     let kernel = kernel_of(config, cfg)?;
-    let (initrd, root_drive) = match &config.root {
-        RootFs::Initramfs => (Some(initramfs_for(config, &kernel, cfg)?), None),
-        RootFs::Drive { path } => (
-            None,
-            Some(DriveSpec {
-                path: path.clone(),
-                read_only: false,
-            }),
-        ),
+    let initrd = Some(initramfs_for(config, &kernel, cfg)?);
+    let root_drive = match &config.root {
+        RootFs::Initramfs => None,
+        RootFs::Drive { path } => Some(DriveSpec {
+            path: path.clone(),
+            read_only: false,
+        }),
         RootFs::Image { reference } => {
             return Err(DriverError::new(format!(
-                "root filesystems from OCI images (`ref = \"{reference}\"`) are not supported \
-                 yet; use `drive` with a disk image, or leave both out to boot vimana's initramfs"
+                "the image {reference} has not been turned into a disk (internal error)"
             )));
         }
     };

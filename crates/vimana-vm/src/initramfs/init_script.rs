@@ -20,8 +20,29 @@ pub const MODULE_FAILED_PREFIX: &str = "vimana-init: insmod failed:";
 /// The applets linked into `/bin` in the archive itself: enough for `/init`
 /// and a debugging shell before `busybox --install` has run.
 pub(crate) const APPLETS: &[&str] = &[
-    "cat", "cttyhack", "dmesg", "echo", "grep", "ifconfig", "insmod", "ip", "kill", "ls", "lsmod",
-    "mkdir", "mount", "poweroff", "ps", "reboot", "setsid", "sh", "sleep", "umount", "uname",
+    "cat",
+    "cttyhack",
+    "dmesg",
+    "echo",
+    "grep",
+    "ifconfig",
+    "insmod",
+    "ip",
+    "kill",
+    "ls",
+    "lsmod",
+    "mkdir",
+    "mount",
+    "poweroff",
+    "ps",
+    "reboot",
+    "setsid",
+    "sh",
+    "sleep",
+    "umount",
+    "uname",
+    "cp",
+    "switch_root",
 ];
 
 /// Quotes `s` for `sh` (single quotes; `'` becomes `'\''`).
@@ -73,6 +94,40 @@ ip link set lo up 2>/dev/null
         quote(MODULES_OK_MARKER)
     );
     if with_agent {
+        // `vimana.root=<device>`: the root is a disk (a `drive`, or an
+        // OCI image turned into ext4). Mount it, give it the agent if it
+        // has none (on a tmpfs, the disk is not changed), and switch to it.
+        let _ = write!(
+            s,
+            r#"root=""
+for w in $(cat /proc/cmdline); do
+    case "$w" in vimana.root=*) root="${{w#vimana.root=}}" ;; esac
+done
+if [ -n "$root" ]; then
+    i=0
+    while [ ! -b "$root" ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    mkdir -p /newroot
+    if mount -t ext4 -o rw "$root" /newroot 2>/dev/null || mount -o rw "$root" /newroot; then
+        agent={agent}
+        if [ ! -x "/newroot$agent" ]; then
+            mkdir -p /newroot/run
+            mount -t tmpfs -o mode=0755 tmpfs /newroot/run
+            mkdir -p /newroot/run/vimana
+            cp {agent} /newroot/run/vimana/vimana-agent
+            agent=/run/vimana/vimana-agent
+        fi
+        for d in dev proc sys; do
+            mkdir -p "/newroot/$d"
+        done
+        mount --move /dev /newroot/dev 2>/dev/null
+        umount /dev/pts /sys 2>/dev/null
+        exec switch_root /newroot "$agent" --init
+    fi
+    echo "vimana-init: cannot mount the root disk $root"
+fi
+"#,
+            agent = AGENT_GUEST_PATH,
+        );
         let _ = writeln!(s, "exec {AGENT_GUEST_PATH} --init");
     } else {
         let _ = write!(

@@ -455,6 +455,11 @@ mod tests {
         let (path, listener) = console(dir.path());
         std::thread::spawn(move || {
             let (mut s, _) = listener.accept().expect("accept");
+            // Read the attach's opening `\r` first: closing a unix socket
+            // with unread data resets the connection, and the peer may then
+            // lose what was written before.
+            let mut cr = [0u8; 1];
+            let _ = s.read_exact(&mut cr);
             let _ = s.write_all(b"bye\r\n");
         });
         let out = Shared::default();

@@ -1,0 +1,416 @@
+//! Root filesystems from OCI images, against a real `docker-registry` on
+//! loopback and real `mkfs.ext4` / `debugfs` (e2fsprogs).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::manifest::{OciDescriptor, OciImageManifest, OciManifest};
+use sha2::{Digest, Sha256};
+use tar::{EntryType, Header};
+use vimana_vm::rootfs::{RootfsBuilder, RootfsError};
+
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+fn tool(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// True when everything needed is installed; otherwise prints why (and fails under CI).
+fn prerequisites() -> bool {
+    let mut missing = Vec::new();
+    if !Path::new(REGISTRY_BIN).exists() {
+        missing.push("docker-registry (apt-get install docker-registry)");
+    }
+    for t in ["mkfs.ext4", "debugfs"] {
+        if tool(t).is_none() {
+            missing.push("e2fsprogs (apt-get install e2fsprogs)");
+        }
+    }
+    if !Path::new("/bin/busybox").exists() {
+        missing.push("/bin/busybox (apt-get install busybox-static)");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = format!("missing: {}", missing.join(", "));
+    assert!(std::env::var_os("CI").is_none(), "{reason}");
+    eprintln!("skipping: {reason}");
+    false
+}
+
+struct Registry {
+    child: Option<Child>,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n  secret: vimana-test-secret\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("registry.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let registry = Self {
+            child: Some(child),
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(&registry.addr) {
+                let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
+                let mut head = String::new();
+                let _ = s.read_to_string(&mut head);
+                if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// A tar layer under construction.
+struct LayerBuilder(tar::Builder<Vec<u8>>);
+
+impl LayerBuilder {
+    fn new() -> Self {
+        Self(tar::Builder::new(Vec::new()))
+    }
+
+    fn header(kind: EntryType, mode: u32, size: u64) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h
+    }
+
+    fn dir(mut self, path: &str) -> Self {
+        let mut h = Self::header(EntryType::Directory, 0o755, 0);
+        self.0.append_data(&mut h, path, std::io::empty()).unwrap();
+        self
+    }
+
+    fn file(mut self, path: &str, mode: u32, data: &[u8]) -> Self {
+        let mut h = Self::header(EntryType::Regular, mode, data.len() as u64);
+        self.0.append_data(&mut h, path, data).unwrap();
+        self
+    }
+
+    fn link(mut self, kind: EntryType, path: &str, target: &str) -> Self {
+        let mut h = Self::header(kind, 0o777, 0);
+        self.0
+            .append_link(&mut h, path, target)
+            .unwrap_or_else(|e| panic!("link {path} -> {target}: {e}"));
+        self
+    }
+
+    /// An entry whose name the `tar` crate would refuse to write (`..`).
+    fn raw_file(mut self, name: &str, data: &[u8]) -> Self {
+        let mut h = Self::header(EntryType::Regular, 0o644, data.len() as u64);
+        let old = h.as_old_mut();
+        old.name.fill(0);
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+
+    /// `(gzipped blob, uncompressed digest)`.
+    fn gzip(self) -> (Vec<u8>, String) {
+        let tar = self.0.into_inner().unwrap();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&tar).unwrap();
+        (gz.finish().unwrap(), digest(&tar))
+    }
+}
+
+/// Push an image of gzip `layers` to `reference`.
+async fn push_image(reference: &str, layers: Vec<(Vec<u8>, String)>) {
+    let parsed: oci_client::Reference = reference.parse().unwrap();
+    let client = oci_client::Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..ClientConfig::default()
+    });
+    let diff_ids: Vec<&String> = layers.iter().map(|(_, d)| d).collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    }))
+    .unwrap();
+    let descriptor = |media_type: &str, bytes: &[u8]| OciDescriptor {
+        media_type: media_type.to_string(),
+        digest: digest(bytes),
+        size: bytes.len() as i64,
+        ..OciDescriptor::default()
+    };
+    client
+        .push_blob(&parsed, config.clone(), &digest(&config))
+        .await
+        .unwrap();
+    let mut descriptors = Vec::new();
+    for (blob, _) in &layers {
+        client
+            .push_blob(&parsed, blob.clone(), &digest(blob))
+            .await
+            .unwrap();
+        descriptors.push(descriptor(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            blob,
+        ));
+    }
+    let manifest = OciImageManifest {
+        schema_version: 2,
+        media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
+        config: descriptor("application/vnd.oci.image.config.v1+json", &config),
+        layers: descriptors,
+        ..OciImageManifest::default()
+    };
+    client
+        .push_manifest(&parsed, &OciManifest::Image(manifest))
+        .await
+        .unwrap();
+}
+
+fn debugfs(image: &Path, request: &str) -> String {
+    let out = Command::new(tool("debugfs").unwrap())
+        .args(["-R", request])
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "debugfs -R '{request}' failed: {out:?}"
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Names listed by `debugfs -R 'ls -l <dir>'` (without `.` and `..`).
+fn names(image: &Path, dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = debugfs(image, &format!("ls -l {dir}"))
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .filter(|n| n != "." && n != "..")
+        .collect();
+    names.sort();
+    names
+}
+
+fn agent_file(dir: &Path) -> PathBuf {
+    let agent = dir.join("vimana-agent");
+    std::fs::write(&agent, b"#!/bin/sh\necho vimana agent stand-in\n").unwrap();
+    agent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_layers_whiteouts_agent_and_offline_cache() {
+    if !prerequisites() {
+        return;
+    }
+    let mut registry = Registry::start();
+    let reference = format!("{}/library/busybox:1", registry.addr);
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let layer1 = LayerBuilder::new()
+        .dir("bin")
+        .file("bin/busybox", 0o755, &busybox)
+        .link(EntryType::Symlink, "bin/sh", "busybox")
+        .dir("etc")
+        .file("etc/hello", 0o644, b"hello from layer one\n")
+        .link(EntryType::Link, "etc/hello-again", "etc/hello")
+        .file("etc/gone", 0o600, b"to be deleted\n")
+        .dir("opt")
+        .dir("opt/keep")
+        .dir("opt/keep/a")
+        .gzip();
+    let layer2 = LayerBuilder::new()
+        .file("etc/.wh.gone", 0o644, b"")
+        .file("opt/.wh..wh..opq", 0o644, b"")
+        .file("opt/new", 0o640, b"new\n")
+        .gzip();
+    push_image(&reference, vec![layer1, layer2]).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_file(dir.path());
+    let builder = RootfsBuilder::new(dir.path().join("cache"), vec![registry.addr.clone()]);
+    let first = builder.build(&reference, &agent, None).await.unwrap();
+    assert!(!first.reused);
+    assert!(first.manifest_digest.starts_with("sha256:"));
+    assert!(first.path.is_file(), "{}", first.path.display());
+    let image = &first.path;
+
+    assert_eq!(names(image, "/etc"), ["hello", "hello-again"]);
+    assert_eq!(debugfs(image, "cat /etc/hello"), "hello from layer one\n");
+    assert_eq!(
+        debugfs(image, "cat /etc/hello-again"),
+        "hello from layer one\n"
+    );
+    assert_eq!(names(image, "/opt"), ["new"]);
+    assert_eq!(names(image, "/bin"), ["busybox", "sh"]);
+    let sh = debugfs(image, "stat /bin/sh");
+    assert!(sh.contains("Type: symlink"), "{sh}");
+    assert!(sh.contains("\"busybox\""), "{sh}");
+    let agent_stat = debugfs(image, "stat /sbin/vimana-agent");
+    assert!(agent_stat.contains("Mode:  0755"), "{agent_stat}");
+    assert!(agent_stat.contains("Type: regular"), "{agent_stat}");
+    let new_stat = debugfs(image, "stat /opt/new");
+    assert!(new_stat.contains("Mode:  0640"), "{new_stat}");
+    let label = debugfs(image, "stats");
+    assert!(label.contains("vimana-root"), "{label}");
+
+    // The work directory is gone: only the final image remains.
+    let tmp: Vec<_> = std::fs::read_dir(dir.path().join("cache/tmp"))
+        .unwrap()
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+
+    // Cached: no registry needed.
+    registry.stop();
+    let second = builder.build(&reference, &agent, None).await.unwrap();
+    assert!(second.reused);
+    assert_eq!(second.path, first.path);
+    assert_eq!(second.manifest_digest, first.manifest_digest);
+
+    // A different size is a different image: it needs the (stopped) registry.
+    let err = builder
+        .build(&reference, &agent, Some(256 * 1024 * 1024))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RootfsError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains(&registry.addr), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escaping_layers_are_refused_and_write_nothing_outside() {
+    if !prerequisites() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_file(dir.path());
+    // The unpacked tree is <dir>/cache/tmp/<work>/root: four `..` reach <dir>.
+    let builder = RootfsBuilder::new(dir.path().join("cache"), vec![registry.addr.clone()]);
+
+    let dotdot = format!("{}/bad/dotdot:1", registry.addr);
+    let layer = LayerBuilder::new()
+        .dir("etc")
+        .raw_file("../../../../escape", b"pwned\n")
+        .gzip();
+    push_image(&dotdot, vec![layer]).await;
+    let err = builder.build(&dotdot, &agent, None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RootfsError::PathEscape { .. }), "{text}");
+    assert!(
+        text.contains("../../../../escape") && text.contains("sha256:"),
+        "{text}"
+    );
+    assert!(!dir.path().join("escape").exists());
+
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let symlink = format!("{}/bad/symlink:1", registry.addr);
+    let layer = LayerBuilder::new()
+        .link(EntryType::Symlink, "evil", outside.to_str().unwrap())
+        .file("evil/x", 0o644, b"pwned\n")
+        .gzip();
+    push_image(&symlink, vec![layer]).await;
+    let err = builder.build(&symlink, &agent, None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RootfsError::PathEscape { .. }), "{text}");
+    assert!(text.contains("evil/x"), "{text}");
+    assert!(!outside.join("x").exists());
+
+    let tmp_symlink = format!("{}/bad/tmp-symlink:1", registry.addr);
+    let layer = LayerBuilder::new()
+        .link(EntryType::Symlink, "evil", "/tmp")
+        .file("evil/vimana-rootfs-escape-probe", 0o644, b"pwned\n")
+        .gzip();
+    push_image(&tmp_symlink, vec![layer]).await;
+    let err = builder.build(&tmp_symlink, &agent, None).await.unwrap_err();
+    assert!(matches!(err, RootfsError::PathEscape { .. }), "{err}");
+    assert!(!Path::new("/tmp/vimana-rootfs-escape-probe").exists());
+
+    // Hard links to outside the root are refused too.
+    let hardlink = format!("{}/bad/hardlink:1", registry.addr);
+    let mut layer = LayerBuilder::new();
+    {
+        let mut h = LayerBuilder::header(EntryType::Link, 0o644, 0);
+        let old = h.as_old_mut();
+        let name = b"passwd";
+        old.name[..name.len()].copy_from_slice(name);
+        let target = b"../../../../../etc/passwd";
+        old.linkname[..target.len()].copy_from_slice(target);
+        h.set_cksum();
+        layer.0.append(&h, std::io::empty()).unwrap();
+    }
+    push_image(&hardlink, vec![layer.gzip()]).await;
+    let err = builder.build(&hardlink, &agent, None).await.unwrap_err();
+    assert!(matches!(err, RootfsError::PathEscape { .. }), "{err}");
+
+    // Nothing half-built is left behind.
+    let images: Vec<_> = std::fs::read_dir(dir.path().join("cache/images"))
+        .unwrap()
+        .collect();
+    assert!(images.is_empty(), "{images:?}");
+    let tmp: Vec<_> = std::fs::read_dir(dir.path().join("cache/tmp"))
+        .unwrap()
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+}
