@@ -29,6 +29,27 @@ pub struct Client {
 }
 
 impl Client {
+    /// The workload named `name`; `None` when the daemon has none.
+    pub async fn workload(&self, name: &str) -> Result<Option<vimana_api::Workload>> {
+        match self
+            .call::<vimana_api::Workload>(
+                Method::GET,
+                &format!("/v1/workloads/{name}"),
+                None::<&()>,
+            )
+            .await
+        {
+            Ok(w) => Ok(w),
+            Err(e)
+                if e.downcast_ref::<ProblemError>()
+                    .is_some_and(|p| p.0.status == 404) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn new(home: Home, autostart: bool, verbose: u8) -> Self {
         Self {
             home,

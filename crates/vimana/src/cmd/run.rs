@@ -17,7 +17,7 @@ use vimana_registry::{Registry, Resolved, Restart};
 
 use super::repo::report;
 use crate::cli::OutputFormat;
-use crate::client::{Client, ProblemError};
+use crate::client::Client;
 use crate::home::Home;
 
 pub struct RunArgs {
@@ -42,7 +42,7 @@ pub async fn run(home: &Home, client: &Client, out: OutputFormat, a: RunArgs) ->
         flags: resolved.flag_values(&flags),
         extra_args: extra.clone(),
     };
-    if let Some(w) = existing(client, &name.to_string()).await? {
+    if let Some(w) = client.workload(&name.to_string()).await? {
         return again(client, out, w, &package, &a).await;
     }
     let bin = install(home, &resolved).await?;
@@ -138,22 +138,6 @@ fn parse_flags(rest: &[String], r: &Resolved) -> Result<(BTreeMap<String, String
         flags.insert(key, value);
     }
     Ok((flags, Vec::new()))
-}
-
-async fn existing(client: &Client, name: &str) -> Result<Option<Workload>> {
-    match client
-        .call::<Workload>(Method::GET, &format!("/v1/workloads/{name}"), None::<&()>)
-        .await
-    {
-        Ok(w) => Ok(w),
-        Err(e)
-            if e.downcast_ref::<ProblemError>()
-                .is_some_and(|p| p.0.status == 404) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// A second `run` of the same node: same configuration → (re)start it;

@@ -22,7 +22,7 @@ use vimana_api::{
 use vimana_vm::hac::{self, ParseOptions};
 
 use crate::cli::{OutputFormat, VmCommand, VmSpawnArgs};
-use crate::client::{Client, ProblemError};
+use crate::client::Client;
 use crate::home::Home;
 use crate::output;
 
@@ -62,7 +62,7 @@ pub async fn spawn(client: &Client, out: OutputFormat, args: VmSpawnArgs) -> Res
     let name = match &args.name {
         Some(n) => {
             let name = super::name(n)?;
-            if let Some(w) = lookup(client, &name).await? {
+            if let Some(w) = client.workload(name.as_str()).await? {
                 bail!("{}", exists_message(&w));
             }
             name
@@ -90,7 +90,7 @@ pub async fn spawn(client: &Client, out: OutputFormat, args: VmSpawnArgs) -> Res
     let w = match started {
         Ok(w) => w,
         Err(e) => {
-            if matches!(lookup(client, &name).await, Ok(Some(_))) {
+            if matches!(client.workload(name.as_str()).await, Ok(Some(_))) {
                 return Err(anyhow!(
                     "{e}; the VM record {name} remains: `vimana vm logs {name}` shows its console, `vimana vm rm {name}` removes it"
                 ));
@@ -140,7 +140,7 @@ fn exists_message(w: &Workload) -> String {
 async fn fresh_name(client: &Client) -> Result<WorkloadName> {
     for _ in 0..NAME_ATTEMPTS {
         let name = WorkloadName::new(format!("vm-{:08x}", rand::random::<u32>()))?;
-        if lookup(client, &name).await?.is_none() {
+        if client.workload(name.as_str()).await?.is_none() {
             return Ok(name);
         }
     }
@@ -157,23 +157,6 @@ fn spinner(message: String) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
-/// The workload named `name`, `None` when there is none.
-async fn lookup(client: &Client, name: &WorkloadName) -> Result<Option<Workload>> {
-    match client
-        .call::<Workload>(Method::GET, &format!("/v1/workloads/{name}"), None::<&()>)
-        .await
-    {
-        Ok(w) => Ok(w),
-        Err(e)
-            if e.downcast_ref::<ProblemError>()
-                .is_some_and(|p| p.0.status == 404) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// The VM `id`, or an error naming it when there is none (or the workload
 /// of that name is not a VM).
 pub(super) async fn get_vm(client: &Client, id: &str) -> Result<Workload> {
@@ -182,7 +165,7 @@ pub(super) async fn get_vm(client: &Client, id: &str) -> Result<Workload> {
             "no VM named {id:?}: VM ids match ^[a-z][a-z0-9-]{{0,62}}$; `vimana vm list` shows the VMs"
         );
     };
-    match lookup(client, &name).await? {
+    match client.workload(name.as_str()).await? {
         Some(w) if w.kind == WorkloadKind::Vm => Ok(w),
         Some(w) => bail!(
             "{name} is a {} workload, not a VM; use `vimana status {name}`",
