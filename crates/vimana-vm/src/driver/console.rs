@@ -48,23 +48,25 @@ pub(crate) async fn follow_console(path: PathBuf, sink: LogSink, from_end: bool)
 }
 
 /// Waits (up to `limit`) until a line containing `marker` appears in the
-/// console log; returns whether it did. Reads only what was appended.
+/// console log; returns whether it did. The file is opened once and only
+/// what was appended is read.
 pub(crate) async fn wait_for_line(path: &std::path::Path, marker: &str, limit: Duration) -> bool {
     const STEP: Duration = Duration::from_millis(10);
     let deadline = tokio::time::Instant::now() + limit;
-    let mut offset = 0u64;
+    let mut file = None;
     let mut carry = String::new();
+    let mut buf = Vec::new();
     while tokio::time::Instant::now() < deadline {
-        if let Ok(mut f) = tokio::fs::File::open(path).await
-            && f.seek(SeekFrom::Start(offset)).await.is_ok()
-        {
-            let mut buf = Vec::new();
-            if tokio::io::AsyncReadExt::read_to_end(&mut f, &mut buf)
+        if file.is_none() {
+            file = tokio::fs::File::open(path).await.ok();
+        }
+        if let Some(f) = file.as_mut() {
+            buf.clear();
+            if tokio::io::AsyncReadExt::read_to_end(f, &mut buf)
                 .await
                 .is_ok()
                 && !buf.is_empty()
             {
-                offset += buf.len() as u64;
                 carry.push_str(&String::from_utf8_lossy(&buf));
                 if carry.contains(marker) {
                     return true;
