@@ -7,6 +7,7 @@
 //! | `vimana.gw=<ipv4>` | default route via this gateway (needs `vimana.ip`) |
 //! | `vimana.dns=<ip>[,<ip>...]` | nameservers written to `/etc/resolv.conf` |
 //! | `vimana.console=<tty>` | device of the console shell (default `ttyS0`) |
+//! | `vimana.volume=<disk>,<path>[,ro]` | mount a disk at `path` (repeatable); `disk` is `/dev/…` or a virtio-blk serial |
 //!
 //! Missing parameters mean "do not configure"; malformed ones are reported
 //! as [`CmdlineError`]s next to the rest of the configuration, never fatal.
@@ -51,6 +52,57 @@ pub struct GuestConfig {
     pub dns: Vec<IpAddr>,
     /// `vimana.console` (a name under `/dev`, e.g. `ttyS0`).
     pub console: Option<String>,
+    /// `vimana.volume`, in command-line order.
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A disk the agent mounts at boot (`vimana.volume=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// `/dev/vdb`, or the virtio-blk serial of the disk (`vimana-d1`),
+    /// which does not depend on the order devices are probed in.
+    pub disk: String,
+    /// Absolute mount point in the guest.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+impl VolumeMount {
+    /// The parameter value: `<disk>,<target>[,ro]`.
+    pub fn to_value(&self) -> String {
+        let ro = if self.read_only { ",ro" } else { "" };
+        format!("{},{}{ro}", self.disk, self.target)
+    }
+
+    fn parse(value: &str) -> Result<Self, &'static str> {
+        let mut parts = value.split(',');
+        let (Some(disk), Some(target)) = (parts.next(), parts.next()) else {
+            return Err("expected <disk>,<path>[,ro]");
+        };
+        let read_only = match parts.next() {
+            None | Some("rw") => false,
+            Some("ro") => true,
+            Some(_) => return Err("the third field must be ro or rw"),
+        };
+        if parts.next().is_some() {
+            return Err("expected <disk>,<path>[,ro]");
+        }
+        if disk.is_empty()
+            || disk.contains("..")
+            || (disk.contains('/') && !disk.starts_with("/dev/"))
+        {
+            return Err("the disk must be /dev/<name> or a serial");
+        }
+        if !target.starts_with('/') || target == "/" || target.split('/').any(|c| c == "..") {
+            return Err("the mount point must be an absolute path other than /");
+        }
+        Ok(Self {
+            disk: disk.to_owned(),
+            target: target.to_owned(),
+            read_only,
+        })
+    }
 }
 
 /// A `vimana.*` parameter that could not be used.
@@ -109,6 +161,10 @@ impl GuestConfig {
                         }
                     }
                 }
+                "vimana.volume" => match VolumeMount::parse(value) {
+                    Ok(v) => cfg.volumes.push(v),
+                    Err(reason) => errors.push(invalid("vimana.volume", value, reason)),
+                },
                 "vimana.console" => {
                     let name = value.strip_prefix("/dev/").unwrap_or(value);
                     if name.is_empty() || name.contains('/') || name.contains("..") {
@@ -168,6 +224,9 @@ impl GuestConfig {
         }
         if let Some(c) = &self.console {
             out.push(format!("vimana.console={c}"));
+        }
+        for v in &self.volumes {
+            out.push(format!("vimana.volume={}", v.to_value()));
         }
         out.join(" ")
     }
@@ -321,15 +380,47 @@ mod tests {
             }),
             dns: vec!["9.9.9.9".parse().unwrap(), "1.1.1.1".parse().unwrap()],
             console: Some("ttyS0".into()),
+            volumes: vec![
+                VolumeMount {
+                    disk: "vimana-d1".into(),
+                    target: "/data".into(),
+                    read_only: true,
+                },
+                VolumeMount {
+                    disk: "/dev/vdc".into(),
+                    target: "/srv/cache".into(),
+                    read_only: false,
+                },
+            ],
         };
         let line = cfg.to_cmdline();
         assert_eq!(
             line,
             "vimana.hostname=vm1 vimana.ip=172.16.0.2/30 vimana.gw=172.16.0.1 \
-             vimana.dns=9.9.9.9,1.1.1.1 vimana.console=ttyS0"
+             vimana.dns=9.9.9.9,1.1.1.1 vimana.console=ttyS0 \
+             vimana.volume=vimana-d1,/data,ro vimana.volume=/dev/vdc,/srv/cache"
         );
         let (back, errs) = GuestConfig::from_cmdline(&line);
         assert!(errs.is_empty());
         assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn bad_volumes_are_reported() {
+        for bad in [
+            "vimana.volume=vimana-d1",
+            "vimana.volume=vimana-d1,data",
+            "vimana.volume=vimana-d1,/",
+            "vimana.volume=vimana-d1,/a/../b",
+            "vimana.volume=../x,/data",
+            "vimana.volume=etc/x,/data",
+            "vimana.volume=vimana-d1,/data,rx",
+            "vimana.volume=vimana-d1,/data,ro,extra",
+        ] {
+            let (cfg, errs) = GuestConfig::from_cmdline(bad);
+            assert!(cfg.volumes.is_empty(), "{bad}");
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert!(errs[0].to_string().contains("vimana.volume"), "{}", errs[0]);
+        }
     }
 }

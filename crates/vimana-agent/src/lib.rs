@@ -79,6 +79,13 @@ use std::path::PathBuf;
 /// The vsock port the agent listens on in the guest.
 pub const AGENT_PORT: u32 = 1024;
 
+/// The host vsock port the agent announces itself on once its listener is
+/// up: it connects to the host (CID 2) on this port and sends one
+/// [`proto::Reply::Status`] frame. With hybrid vsock (Firecracker, Cloud
+/// Hypervisor, vhost-device-vsock) the host listens on the unix socket
+/// `<uds_path>_1025`; nobody listening is fine (the host then polls).
+pub const READY_PORT: u32 = 1025;
+
 /// The exact line the agent prints once its listener is up.
 pub const READY_MARKER: &str = "vimana-agent: ready";
 

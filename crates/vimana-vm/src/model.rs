@@ -106,7 +106,7 @@ pub struct PortForward {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkConfig {
     pub mode: NetworkMode,
-    /// Only with `user` (QEMU) or `bridge` (DNAT, later).
+    /// Only with `user` (QEMU slirp); hac.toml refuses them in bridge mode.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<PortForward>,
     /// A fixed guest address in bridge mode (else allocated from the subnet).
@@ -121,8 +121,9 @@ pub struct NetworkConfig {
 /// A host directory or image shared with the guest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
-    /// Host path: a directory (shared read-only/-write as a 9p/virtiofs
-    /// mount where the provider supports it) or a disk image file.
+    /// Host path of a disk image file, attached as a virtio block device
+    /// after the root drive and mounted at `target` by the guest agent.
+    /// (Directories would need virtiofs/9p; hac.toml refuses them.)
     pub source: PathBuf,
     /// Mount point inside the guest (absolute).
     pub target: String,

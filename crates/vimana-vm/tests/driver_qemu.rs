@@ -18,7 +18,10 @@ use vimana_agent::client::AgentClient;
 use vimana_api::{VmSpec, WorkloadName, WorkloadSpec};
 use vimana_core::{Driver, Exit, LogBook, RunContext};
 use vimana_vm::driver::{VmDriver, VmDriverConfig};
-use vimana_vm::{RootFs, VmConfig};
+use vimana_vm::{NetworkMode, PortForward, Protocol, RootFs, VmConfig};
+
+#[path = "support/oci.rs"]
+mod oci;
 
 /// One guest at a time: TCG is CPU-bound on this small machine.
 static VM_SLOT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -98,6 +101,14 @@ struct Rig {
 
 impl Rig {
     fn new(parts: &Parts, ready_timeout: Duration) -> Rig {
+        Self::configured(parts, ready_timeout, |_| {})
+    }
+
+    fn configured(
+        parts: &Parts,
+        ready_timeout: Duration,
+        adjust: impl FnOnce(&mut VmDriverConfig),
+    ) -> Rig {
         // Short paths: unix socket addresses hold 107 bytes.
         let tmp = tempfile::Builder::new()
             .prefix("vmt")
@@ -109,6 +120,7 @@ impl Rig {
         cfg.ready_timeout = ready_timeout;
         cfg.stop_timeout = Duration::from_secs(15);
         cfg.force_tcg = Some("tests run under TCG".into());
+        adjust(&mut cfg);
         let state_dir = cfg.state_dir.clone();
         let logs = tmp.path().join("logs");
         let book = LogBook::new(&logs, Default::default()).unwrap();
@@ -234,6 +246,14 @@ async fn boots_execs_readopts_and_stops() {
         daemon_lines
             .iter()
             .any(|l| l.contains("asked the guest agent to power off")),
+        "{daemon_lines:#?}"
+    );
+    // The agent announced itself through vhost-device-vsock (guest-initiated
+    // connection to `vsock.sock_1025`); the polling fallback was not needed.
+    assert!(
+        daemon_lines
+            .iter()
+            .any(|l| l.contains("guest agent ready: announced itself over vsock")),
         "{daemon_lines:#?}"
     );
     assert!(
@@ -466,7 +486,8 @@ async fn bridge_inner() {
 }
 
 /// A `drive` root: vimana's initramfs mounts the ext4 disk, brings its
-/// agent along (the disk has none) and switches to it.
+/// agent along (the disk has none) and switches to it; a volume image is
+/// mounted read-only at its target by the agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boots_from_a_drive_without_an_agent_on_it() {
     let Some(parts) = parts() else { return };
@@ -495,18 +516,269 @@ async fn boots_from_a_drive_without_an_agent_on_it() {
         .unwrap();
     assert!(made.success());
 
+    // A volume: a second ext4 image, mounted read-only at /data by the agent.
+    let data = rig._tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("marker"), "from the volume\n").unwrap();
+    let volume = rig._tmp.path().join("data.ext4");
+    let made = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&data)
+        .arg(&volume)
+        .arg("16M")
+        .status()
+        .unwrap();
+    assert!(made.success());
+
     let mut c = config();
     c.root = RootFs::Drive { path: image };
+    c.volumes = vec![vimana_vm::Volume {
+        source: volume,
+        target: "/data".into(),
+        read_only: true,
+    }];
     let vm = rig
         .driver
         .run(rig.ctx("vm-drive", &c, None))
         .await
         .unwrap_or_else(|e| panic!("boot failed: {e}"));
-    let out = rig
-        .agent("vm-drive")
-        .exec_collect(["cat", "/etc/marker"], Duration::from_secs(30))
+    let agent = rig.agent("vm-drive");
+    let cat = |path: &'static str| {
+        let agent = agent.clone();
+        async move {
+            let out = agent
+                .exec_collect(["cat", path], Duration::from_secs(30))
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    // Root and volume found by their virtio-blk serials.
+    assert_eq!(cat("/etc/marker").await, "from the drive\n");
+    assert_eq!(cat("/data/marker").await, "from the volume\n");
+    let mounts = cat("/proc/mounts").await;
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" /data ext4 ro,") || l.contains(" /data ext4 ro ")),
+        "{mounts}"
+    );
+    vm.stop().await.unwrap();
+}
+
+/// An OCI image `ref`: pulled from a real docker-registry on loopback, its
+/// layers applied (a file replaced, one whited out), turned into an ext4
+/// disk with the agent injected, and booted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boots_from_a_registry_image() {
+    let Some(parts) = parts() else { return };
+    if !Path::new(oci::REGISTRY_BIN).exists() || oci::tool("mkfs.ext4").is_none() {
+        unavailable::<()>(
+            "docker-registry or mkfs.ext4 missing (apt-get install docker-registry e2fsprogs)"
+                .into(),
+        );
+        return;
+    }
+    let registry = oci::Registry::start();
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let mut base = oci::LayerBuilder::new()
+        .dir("bin")
+        .file("bin/busybox", 0o755, &busybox);
+    for applet in ["sh", "cat", "ls"] {
+        base = base.link(tar::EntryType::Symlink, &format!("bin/{applet}"), "busybox");
+    }
+    let base = base
+        .dir("etc")
+        .file("etc/marker", 0o644, b"from the base layer\n")
+        .file("etc/gone", 0o644, b"whited out\n");
+    let top = oci::LayerBuilder::new()
+        .dir("etc")
+        .file("etc/marker", 0o644, b"from the top layer\n")
+        .file("etc/.wh.gone", 0o644, b"");
+    let reference = format!("{}/vimana-test/vm-root:1", registry.addr);
+    oci::push_image(&reference, vec![base.gzip(), top.gzip()]).await;
+
+    let _slot = VM_SLOT.lock().await;
+    let addr = registry.addr.clone();
+    let rig = Rig::configured(&parts, Duration::from_secs(120), |cfg| {
+        cfg.insecure_registries = vec![addr];
+    });
+    let mut c = config();
+    c.root = RootFs::Image {
+        reference: reference.clone(),
+    };
+    let vm = rig
+        .driver
+        .run(rig.ctx("vm-image", &c, None))
+        .await
+        .unwrap_or_else(|e| panic!("boot failed: {e}"));
+    let agent = rig.agent("vm-image");
+    let run = |argv: &'static [&'static str]| {
+        let agent = agent.clone();
+        async move {
+            let out = agent
+                .exec_collect(argv.to_vec(), Duration::from_secs(30))
+                .await
+                .unwrap();
+            assert!(out.exit.success(), "{argv:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    assert_eq!(run(&["cat", "/etc/marker"]).await, "from the top layer\n");
+    let etc = run(&["ls", "/etc"]).await;
+    assert!(!etc.contains("gone"), "the whiteout was not applied: {etc}");
+    let mounts = run(&["cat", "/proc/mounts"]).await;
+    assert!(
+        mounts.lines().any(|l| l.starts_with("/dev/vda / ext4")),
+        "the root is not the image's disk: {mounts}"
+    );
+    let lines: Vec<String> = rig
+        .book
+        .read(&WorkloadName::new("vm-image").unwrap(), None)
+        .into_iter()
+        .map(|r| r.message)
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("root filesystem from {reference}"))),
+        "{lines:#?}"
+    );
+    vm.stop().await.unwrap();
+}
+
+/// `user` networking: QEMU's slirp with a port forward. The guest sets up
+/// eth0 for slirp from the command line, and a connection to the host's
+/// loopback port reaches a web server inside the guest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_networking_forwards_a_host_port_into_the_guest() {
+    let Some(parts) = parts() else { return };
+    let _slot = VM_SLOT.lock().await;
+    let rig = Rig::new(&parts, Duration::from_secs(120));
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = config();
+    c.network.mode = NetworkMode::User;
+    c.network.forwards = vec![PortForward {
+        host: host_port,
+        guest: 8080,
+        protocol: Protocol::Tcp,
+    }];
+    let vm = rig
+        .driver
+        .run(rig.ctx("vm-user", &c, None))
+        .await
+        .unwrap_or_else(|e| panic!("boot failed: {e}"));
+    let agent = rig.agent("vm-user");
+    let out = agent
+        .exec_collect(
+            ["ip", "-4", "addr", "show", "eth0"],
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "from the drive\n");
+    let addr = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(addr.contains("10.0.2.15/24"), "{addr}");
+    let out = agent
+        .exec_collect(
+            [
+                "sh",
+                "-c",
+                "mkdir -p /tmp/www && echo hello-from-the-guest > /tmp/www/index.html \
+                 && busybox httpd -p 8080 -h /tmp/www",
+            ],
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert!(out.exit.success(), "httpd did not start: {out:?}");
+
+    let body = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = std::net::TcpStream::connect(("127.0.0.1", host_port)).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+                let mut text = String::new();
+                s.read_to_string(&mut text)?;
+                Ok(text)
+            });
+            match got {
+                Ok(text) if text.contains("hello-from-the-guest") => return text,
+                other if Instant::now() > deadline => {
+                    panic!("no answer through the forward: {other:?}")
+                }
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        body.starts_with("HTTP/1.") && body.contains(" 200 "),
+        "{body}"
+    );
     vm.stop().await.unwrap();
+}
+
+/// A daemon killed while its VM boots (after QEMU started, before the
+/// handle reached the store): the next start of the workload finds the VMM
+/// through the handle file in the run directory and takes it over instead
+/// of booting a second QEMU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_booting_when_the_daemon_died_is_taken_over() {
+    let Some(parts) = parts() else { return };
+    let _slot = VM_SLOT.lock().await;
+    let rig = Rig::new(&parts, Duration::from_secs(120));
+    let handle_file = rig
+        .state_dir
+        .join("vm-crash")
+        .join(vimana_vm::driver::HANDLE_FILE);
+    {
+        let boot = rig.driver.run(rig.ctx("vm-crash", &config(), None));
+        let vmm_up = async {
+            while !handle_file.exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        // Dropping the boot is what a killed daemon does to it.
+        tokio::select! {
+            r = boot => panic!("the boot ended before it was interrupted: {:?}", r.err()),
+            () = vmm_up => {}
+        }
+    }
+    let handle: vimana_vm::driver::VmHandle =
+        serde_json::from_slice(&std::fs::read(&handle_file).unwrap()).unwrap();
+    assert!(handle.vmm.alive(), "QEMU died with the interrupted boot");
+
+    let vm = rig
+        .driver
+        .run(rig.ctx("vm-crash", &config(), None))
+        .await
+        .unwrap_or_else(|e| panic!("start after the crash failed: {e}"));
+    assert_eq!(vm.pid(), Some(handle.vmm.pid), "a second QEMU was booted");
+    let out = rig
+        .agent("vm-crash")
+        .exec_collect(["echo", "taken-over"], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "taken-over\n");
+    let lines: Vec<String> = rig
+        .book
+        .read(&WorkloadName::new("vm-crash").unwrap(), None)
+        .into_iter()
+        .map(|r| r.message)
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("found the VM a previous daemon was booting")),
+        "{lines:#?}"
+    );
+    vm.stop().await.unwrap();
+    assert!(!handle.vmm.alive(), "QEMU still runs after stop");
 }

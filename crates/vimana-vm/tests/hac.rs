@@ -176,12 +176,12 @@ fn vimana_keys_parse() {
     };
     want.volumes = vec![
         Volume {
-            source: dir.join("site"),
+            source: dir.join("site.ext4"),
             target: "/usr/share/nginx/html".into(),
             read_only: true,
         },
         Volume {
-            source: "/var/tmp".into(),
+            source: dir.join("scratch.img"),
             target: "/scratch".into(),
             read_only: false,
         },
@@ -462,6 +462,15 @@ fn forwards_need_a_network() {
         (3, 12),
     );
     assert!(d.help_text().contains("mode = \"user\""));
+    // Bridge mode has no port forwards: the guest has its own address.
+    let text = "[network]\nmode = \"bridge\"\nforwards = [\"8080:80\"]\n";
+    let d = check(
+        text,
+        "vimana::hac::forwards_in_bridge_mode",
+        &["forwards", "\"user\""],
+        (3, 12),
+    );
+    assert!(d.help_text().contains("own address"), "{}", d.help_text());
     // Without a mode, forwards imply user networking.
     assert_eq!(
         ok("[network]\nforwards = [\"8080:80\"]\n")
@@ -519,6 +528,12 @@ fn volume_targets_must_be_absolute() {
         "[[volumes]]\nsource = \"a\"\ntarget = \"/\"\n",
         "vimana::hac::volume_target",
         &["other than /"],
+        (3, 10),
+    );
+    check(
+        "[[volumes]]\nsource = \"a\"\ntarget = \"/my data\"\n",
+        "vimana::hac::volume_target",
+        &["\"/my data\"", "' '"],
         (3, 10),
     );
     let text = "[[volumes]]\nsource = \"a\"\ntarget = \"/a\"\n[[volumes]]\nsource = \"b\"\ntarget = \"/a/\"\n";
@@ -679,5 +694,28 @@ fn commands_take_a_string_or_a_table() {
         "vimana::hac::invalid_type",
         &["[commands] `x`", "shell command"],
         (2, 5),
+    );
+}
+
+#[test]
+fn volume_directories_are_refused_with_how_to_make_an_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+    let opts = ParseOptions {
+        base_dir: Some(dir.path().into()),
+        check_paths: true,
+        ..opts()
+    };
+    let d = check_with(
+        "[[volumes]]\nsource = \"data\"\ntarget = \"/data\"\n",
+        &opts,
+        "vimana::hac::volume_directory",
+        &["\"data\"", "directory", "disk images"],
+        (2, 10),
+    );
+    assert!(
+        d.help_text().contains("mkfs.ext4 -d data"),
+        "{}",
+        d.help_text()
     );
 }

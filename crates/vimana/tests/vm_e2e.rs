@@ -630,11 +630,70 @@ fn a_vm_lives_through_the_cli_and_a_daemon_crash() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("adopted\n{release}\n"));
 
-    // 6. stop powers the guest off; rm removes the record and run dir.
+    // 6. `vm logs -f` shows new console output as it comes, and ends by
+    //    itself once the VM is stopped.
+    let mut follow = env.cmd(&["vm", "logs", "-f", "--tail", "1", NAME]);
+    follow.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut follower = follow.spawn().expect("spawn vm logs -f");
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<String>();
+    let mut follower_out = follower.stdout.take().expect("stdout pipe");
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = follower_out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            let _ = seen_tx.send(String::from_utf8_lossy(&all).into_owned());
+        }
+    });
+    let out = cli(
+        &env,
+        &[
+            "vm",
+            "exec",
+            NAME,
+            "--",
+            "sh",
+            "-c",
+            "echo follow-me-77 > /dev/console",
+        ],
+        SHORT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut followed = String::new();
+    while !followed.contains("follow-me-77") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match seen_rx.recv_timeout(left) {
+            Ok(text) => followed = text,
+            Err(_) => panic!("`vm logs -f` did not show the new line: {followed:?}"),
+        }
+    }
+
+    // 7. stop powers the guest off; rm removes the record and run dir.
     let t = Instant::now();
     let out = cli_ok(&env, &["vm", "stop", NAME], Duration::from_secs(120));
     eprintln!("vm stop: {:?}", t.elapsed());
     assert!(out.contains(&format!("stopped {NAME}")), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let ended = loop {
+        if let Some(status) = follower.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = follower.kill();
+            let _ = follower.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = reader.join();
+    assert!(
+        ended.is_some_and(|s| s.success()),
+        "`vm logs -f` did not end after the VM stopped: {ended:?}"
+    );
     common::wait_gone(qemu);
     assert!(!common::alive(qemu), "QEMU still runs after vm stop");
     let vm = the_vm(&env);

@@ -10,6 +10,7 @@ use vimana_core::{DriverError, Instance, RunContext};
 use super::handle::{Proc, VmHandle};
 use super::instance::{TAIL_LINES, VmInstance};
 use super::prepare::{console_tail, launch_spec};
+use super::ready::{Announcements, ReadyBy, agent_ready};
 use super::{SharedVmm, VmDriverConfig};
 use crate::model::{Provider, VmConfig};
 use crate::network::{BridgeNetwork, TapLease};
@@ -19,7 +20,7 @@ use crate::provider::{
 
 /// The provider with its binaries resolved on this host (PATH and
 /// `~/.cargo/bin`), so the daemon's own PATH does not matter.
-fn resolved_vmm(provider: Provider, host: &HostFacts) -> SharedVmm {
+pub(crate) fn resolved_vmm(provider: Provider, host: &HostFacts) -> SharedVmm {
     match provider {
         Provider::Qemu => {
             let mut q = Qemu::default();
@@ -158,6 +159,11 @@ async fn boot(
     let plan = vmm
         .plan(&spec)
         .map_err(|e| DriverError::new(e.to_string()))?;
+    // Listening before the VMM starts: the agent may announce itself early.
+    let announcements = spec
+        .vsock
+        .as_ref()
+        .and_then(|v| Announcements::bind(&v.uds_path));
     let mut spawned = execute_plan(&plan, &ExecuteOptions::default())
         .await
         .map_err(|e| {
@@ -174,6 +180,13 @@ async fn boot(
         sidecars: spawned.iter().map(proc_of).collect(),
         net: lease,
     };
+    if let Err(e) = handle.save(&run_dir) {
+        ctx.logs.daemon(format!(
+            "warning: cannot write the VM handle into {}: {e} (a daemon crash during this \
+             boot would leave the VM unmanaged)",
+            run_dir.display()
+        ));
+    }
     ctx.logs.daemon(format!(
         "{provider} started (pid {}), waiting for the guest agent",
         vmm_proc.pid
@@ -192,30 +205,24 @@ async fn boot(
         ));
     };
     let agent = AgentClient::hybrid_unix(vsock.uds_path, AGENT_PORT);
-    // First the agent's ready line on the console (reading a file costs
-    // the guest nothing; connection attempts over vsock while it boots
-    // would cost it CPU), then its answer over vsock.
-    let ready = async {
-        let started = std::time::Instant::now();
-        super::console::wait_for_line(
-            &spec.console_log,
-            vimana_agent::READY_MARKER,
-            cfg.ready_timeout,
-        )
-        .await;
-        let left = cfg.ready_timeout.saturating_sub(started.elapsed());
-        agent
-            .wait_ready(left.max(std::time::Duration::from_secs(1)))
-            .await
-    };
+    let ready = agent_ready(
+        announcements.as_ref(),
+        &spec.console_log,
+        &agent,
+        cfg.ready_timeout,
+    );
     let outcome = tokio::select! {
         r = ready => Ok(r),
         status = vmm_proc.child.wait() => Err(status),
     };
     match outcome {
-        Ok(Ok(status)) => {
+        Ok(Ok((status, by))) => {
+            let how = match by {
+                ReadyBy::Announced => "announced itself over vsock",
+                ReadyBy::Polled => "answered over vsock",
+            };
             ctx.logs.daemon(format!(
-                "guest agent ready (kernel {}, agent {})",
+                "guest agent ready: {how} (kernel {}, agent {})",
                 status.kernel_release, status.agent_version
             ));
         }
@@ -305,65 +312,10 @@ async fn image_root(
     Ok(config)
 }
 
-fn with_tail(message: String, tail: &str) -> String {
+pub(crate) fn with_tail(message: String, tail: &str) -> String {
     if tail.is_empty() {
         format!("{message} (the console printed nothing)")
     } else {
         format!("{message}; last console lines:\n{tail}")
     }
-}
-
-/// Re-adopts the VM a previous daemon started, if its VMM still runs; a
-/// VM whose VMM is gone gets its sidecars killed and its TAP released.
-pub(crate) async fn adopt(
-    cfg: &VmDriverConfig,
-    ctx: &RunContext,
-    handle: serde_json::Value,
-    driver: &super::VmDriver,
-) -> Result<Box<dyn Instance>, DriverError> {
-    let handle: VmHandle = serde_json::from_value(handle)
-        .map_err(|e| DriverError::new(format!("unreadable VM handle: {e}")))?;
-    if !handle.vmm.alive() {
-        let tail = console_tail(&handle.spec.console_log, TAIL_LINES);
-        for s in &handle.sidecars {
-            if s.alive()
-                && let Ok(raw) = i32::try_from(s.pid)
-            {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(raw),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        if let Some(lease) = &handle.net
-            && let Ok(net) = driver.network()
-            && let Err(e) = net.detach(lease).await
-        {
-            ctx.logs
-                .daemon(format!("cannot release {}: {e}", lease.tap));
-        }
-        return Err(DriverError::new(with_tail(
-            format!("the {} process {} is gone", handle.provider, handle.vmm.pid),
-            &tail,
-        )));
-    }
-    let net = match handle.net {
-        Some(_) => Some(driver.network()?),
-        None => None,
-    };
-    let host = HostFacts::from_env(Err("not probed".into()));
-    let vmm = resolved_vmm(handle.provider, &host);
-    ctx.logs.daemon(format!(
-        "re-adopted the VM ({} pid {})",
-        handle.provider, handle.vmm.pid
-    ));
-    Ok(Box::new(VmInstance::new(
-        handle,
-        vmm,
-        None,
-        cfg.stop_timeout,
-        ctx.logs.clone(),
-        Vec::new(),
-        net,
-    )))
 }

@@ -3,11 +3,13 @@
 //! framework owns state, restarts, events and logs; this module turns a
 //! stored VM description into running processes (or re-adopts them).
 
+mod adopt;
 mod console;
 mod handle;
 mod instance;
 mod launch;
 pub mod prepare;
+mod ready;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -17,7 +19,7 @@ use async_trait::async_trait;
 use vimana_api::{ApiError, WorkloadKind, WorkloadSpec};
 use vimana_core::{Driver, DriverError, Instance, RunContext};
 
-pub use handle::{Proc, VmHandle};
+pub use handle::{HANDLE_FILE, Proc, VmHandle};
 
 use crate::model::{NetworkMode, VmConfig};
 use crate::network::{BridgeNetwork, BridgeSettings};
@@ -148,13 +150,15 @@ impl Driver for VmDriver {
             _ => None,
         };
         if let Some(h) = ctx.adopt.clone() {
-            match launch::adopt(&self.cfg, &ctx, h, self).await {
+            match adopt::adopt(&self.cfg, &ctx, h, self).await {
                 Ok(i) => return Ok(i),
                 Err(e) if ctx.adopt_only => return Err(e),
                 Err(e) => ctx
                     .logs
                     .daemon(format!("cannot re-adopt the VM, booting it anew: {e}")),
             }
+        } else if let Some(i) = adopt::resume_unfinished(&self.cfg, &ctx, self).await? {
+            return Ok(i);
         }
         let kvm = self.kvm().await;
         launch::launch(&self.cfg, &ctx, &config, kvm, net).await

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::SystemTime;
 
+use vimana_agent::cmdline::VolumeMount;
 use vimana_core::DriverError;
 
 use crate::initramfs::{self, InitramfsSpec};
-use crate::model::{NetworkMode, RootFs, VmConfig};
+use crate::model::{NetworkMode, Provider, RootFs, VmConfig};
 use crate::network::TapLease;
-use crate::provider::{Accel, DriveSpec, LaunchSpec, NetSpec, VsockSpec, host_tsc_khz};
+use crate::provider::{Accel, DriveSpec, LaunchSpec, NetSpec, VsockSpec, guest_disk, host_tsc_khz};
 
 use super::VmDriverConfig;
 
@@ -128,6 +129,10 @@ fn quick_key(spec: &InitramfsSpec) -> String {
     parts.join("|")
 }
 
+/// eth0 in QEMU's user-mode (slirp) network: the guest address slirp
+/// expects, its gateway (the host) and its DNS forwarder.
+pub const USER_NET_CMDLINE: &str = "vimana.ip=10.0.2.15/24 vimana.gw=10.0.2.2 vimana.dns=10.0.2.3";
+
 /// The whole kernel command line.
 pub fn cmdline(config: &VmConfig, name: &str, accel: Accel, lease: Option<&TapLease>) -> String {
     let mut words = vec![BASE_CMDLINE.to_string(), format!("vimana.hostname={name}")];
@@ -137,12 +142,26 @@ pub fn cmdline(config: &VmConfig, name: &str, accel: Accel, lease: Option<&TapLe
         // Without it about one TCG boot in three hangs calibrating the TSC.
         words.push(format!("tsc_early_khz={khz}"));
     }
-    if !matches!(config.root, RootFs::Initramfs) {
+    let provider = config.provider_or(Provider::Qemu);
+    let has_root_drive = !matches!(config.root, RootFs::Initramfs);
+    if has_root_drive {
         // vimana's initramfs mounts the disk and switches to it.
-        words.push("vimana.root=/dev/vda".into());
+        words.push(format!("vimana.root={}", guest_disk(provider, 0)));
+    }
+    // The agent mounts the volumes (drives after the root drive).
+    for (i, v) in config.volumes.iter().enumerate() {
+        let mount = VolumeMount {
+            disk: guest_disk(provider, i + usize::from(has_root_drive)),
+            target: v.target.clone(),
+            read_only: v.read_only,
+        };
+        words.push(format!("vimana.volume={}", mount.to_value()));
     }
     if let Some(lease) = lease {
         words.push(lease.cmdline());
+    } else if config.network.mode == NetworkMode::User {
+        // QEMU's user-mode network: fixed guest address, gateway and DNS.
+        words.push(USER_NET_CMDLINE.into());
     }
     words.extend(config.cmdline_extra.iter().cloned());
     words.join(" ")
@@ -185,15 +204,21 @@ pub fn launch_spec(
             }
         },
     };
-    let extra_drives = config
-        .volumes
-        .iter()
-        .filter(|v| v.source.is_file())
-        .map(|v| DriveSpec {
+    let mut extra_drives = Vec::with_capacity(config.volumes.len());
+    for v in &config.volumes {
+        if !v.source.is_file() {
+            return Err(DriverError::new(format!(
+                "volume {}: {} is not a disk image file (volumes are attached as block devices; \
+                 make one with `mkfs.ext4 -d DIR IMAGE SIZE`)",
+                v.target,
+                v.source.display()
+            )));
+        }
+        extra_drives.push(DriveSpec {
             path: v.source.clone(),
             read_only: v.read_only,
-        })
-        .collect();
+        });
+    }
     Ok(LaunchSpec {
         id: name.to_string(),
         run_dir: run_dir.to_path_buf(),
@@ -259,5 +284,38 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(console_tail(&log, 2), "c\nKernel panic - not syncing");
         assert_eq!(console_tail(&tmp.path().join("none"), 3), "");
+    }
+
+    #[test]
+    fn user_networking_configures_the_guest_for_slirp() {
+        let mut config = VmConfig {
+            provider: None,
+            cpus: 1,
+            memory_mib: 64,
+            disk_bytes: None,
+            kernel: None,
+            modules: None,
+            cmdline_extra: vec!["quiet".into()],
+            root: RootFs::Initramfs,
+            network: Default::default(),
+            volumes: Vec::new(),
+            spacecore: Default::default(),
+        };
+        let none = cmdline(&config, "vm-a", Accel::Kvm, None);
+        assert!(!none.contains("vimana.ip="), "{none}");
+        config.network.mode = NetworkMode::User;
+        let user = cmdline(&config, "vm-a", Accel::Kvm, None);
+        assert!(user.contains(USER_NET_CMDLINE), "{user}");
+        assert!(user.ends_with(" quiet"), "extras come last: {user}");
+        let (parsed, errors) = vimana_agent::cmdline::GuestConfig::from_cmdline(&user);
+        assert!(errors.is_empty(), "{errors:?}");
+        let net = parsed
+            .net
+            .unwrap_or_else(|| panic!("no eth0 config in {user}"));
+        assert_eq!(net.addr.to_string(), "10.0.2.15");
+        assert_eq!(
+            net.gateway.map(|g| g.to_string()).as_deref(),
+            Some("10.0.2.2")
+        );
     }
 }

@@ -49,7 +49,17 @@ pub(crate) fn network(
                 list.span(),
                 "[network] forwards need a network, but mode is \"none\"",
                 "no network to forward into",
-                "set mode = \"user\" (or \"bridge\"), or remove forwards",
+                "set mode = \"user\", or remove forwards",
+            ));
+        }
+        if has_forwards && mode == NetworkMode::Bridge {
+            return Err(cx.err(
+                "vimana::hac::forwards_in_bridge_mode",
+                list.span(),
+                "[network] forwards work with mode = \"user\" only",
+                "not forwarded in bridge mode",
+                "in bridge mode the guest has its own address on the bridge (see `vimana vm list`): \
+                 connect to it directly, or use mode = \"user\" for host port forwards",
             ));
         }
         let mut seen = BTreeSet::new();
@@ -199,7 +209,34 @@ pub(crate) fn volumes(cx: &Cx<'_>, raw: Vec<Spanned<RawVolume>>) -> Result<Vec<V
             "vimana::hac::volume_source",
             Want::Any,
         )?;
+        if source.is_dir() {
+            return Err(cx.err(
+                "vimana::hac::volume_directory",
+                v.source.span(),
+                format!(
+                    "volume source {:?} is a directory; volumes are disk images attached as block devices",
+                    v.source.get_ref()
+                ),
+                "a directory",
+                format!(
+                    "make an image of it, e.g. `mkfs.ext4 -d {} volume.ext4 1G`, and name that file",
+                    v.source.get_ref()
+                ),
+            ));
+        }
         let t = v.target.get_ref();
+        if let Some(c) = t
+            .chars()
+            .find(|c| c.is_whitespace() || matches!(c, ',' | '"' | '\''))
+        {
+            return Err(cx.err(
+                "vimana::hac::volume_target",
+                v.target.span(),
+                format!("volume target {t:?} contains {c:?}"),
+                "not allowed in a mount point",
+                "use a path without spaces, commas or quotes (it travels on the kernel command line)",
+            ));
+        }
         let absolute = t.starts_with('/') && t != "/" && !t.split('/').any(|c| c == "..");
         if !absolute {
             return Err(cx.err(

@@ -94,9 +94,10 @@ ip link set lo up 2>/dev/null
         quote(MODULES_OK_MARKER)
     );
     if with_agent {
-        // `vimana.root=<device>`: the root is a disk (a `drive`, or an
-        // OCI image turned into ext4). Mount it, give it the agent if it
-        // has none (on a tmpfs, the disk is not changed), and switch to it.
+        // `vimana.root=<device or serial>`: the root is a disk (a `drive`,
+        // or an OCI image turned into ext4), named `/dev/…` or by its
+        // virtio-blk serial. Mount it, give it the agent if it has none (on
+        // a tmpfs, the disk is not changed), and switch to it.
         let _ = write!(
             s,
             r#"root=""
@@ -104,8 +105,21 @@ for w in $(cat /proc/cmdline); do
     case "$w" in vimana.root=*) root="${{w#vimana.root=}}" ;; esac
 done
 if [ -n "$root" ]; then
+    want="$root"
     i=0
-    while [ ! -b "$root" ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    while [ "$i" -lt 100 ]; do
+        case "$want" in
+        /dev/*) ;;
+        *)
+            for b in /sys/block/*; do
+                [ "$(cat "$b/serial" 2>/dev/null)" = "$want" ] && root="/dev/${{b##*/}}"
+            done
+            ;;
+        esac
+        [ -b "$root" ] && break
+        sleep 0.1
+        i=$((i + 1))
+    done
     mkdir -p /newroot
     if mount -t ext4 -o rw "$root" /newroot 2>/dev/null || mount -o rw "$root" /newroot; then
         agent={agent}

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{
     ApiCall, HostFacts, HttpMethod, LaunchPlan, LaunchSpec, NetSpec, ProcessPlan, ProviderError,
-    Vmm, VmmStatus, api_client, check_socket_paths, require_kvm, utf8,
+    Vmm, VmmStatus, api_client, check_socket_paths, drive_serial, require_kvm, utf8,
 };
 use crate::model::Provider;
 
@@ -52,8 +52,12 @@ impl CloudHypervisor {
             payload["initramfs"] = json!(utf8(initrd, "initrd")?);
         }
         let mut disks = Vec::new();
-        for d in spec.drives() {
-            disks.push(json!({ "path": utf8(&d.path, "drive")?, "readonly": d.read_only }));
+        for (i, d) in spec.drives().enumerate() {
+            disks.push(json!({
+                "path": utf8(&d.path, "drive")?,
+                "readonly": d.read_only,
+                "serial": drive_serial(i),
+            }));
         }
         let net = match &spec.net {
             NetSpec::None => Vec::new(),

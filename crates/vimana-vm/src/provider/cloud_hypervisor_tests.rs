@@ -15,7 +15,7 @@ fn vm_create_body_golden() {
             "initramfs": "/assets/initramfs.cpio.gz",
             "cmdline": "console=ttyS0 panic=-1",
         },
-        "disks": [ { "path": "/images/root.ext4", "readonly": false } ],
+        "disks": [ { "path": "/images/root.ext4", "readonly": false, "serial": "vimana-d0" } ],
         "net": [ { "tap": "vm-web0", "mac": "52:54:00:12:34:56" } ],
         "vsock": { "cid": 3, "socket": "/run/vimana/vms/web/vsock.sock" },
         "serial": { "mode": "File", "file": "/run/vimana/vms/web/console.log" },

@@ -179,3 +179,14 @@ fn check_needs_the_binary_and_kvm() {
     let err = fc.check(&host).unwrap_err();
     assert!(err.contains("firecracker not found"), "{err}");
 }
+
+#[test]
+fn guests_name_disks_by_serial_or_by_firecracker_order() {
+    use crate::provider::guest_disk;
+    assert_eq!(guest_disk(Provider::Qemu, 1), "vimana-d1");
+    assert_eq!(guest_disk(Provider::CloudHypervisor, 0), "vimana-d0");
+    assert_eq!(guest_disk(Provider::Firecracker, 0), "/dev/vda");
+    assert_eq!(guest_disk(Provider::Firecracker, 1), "/dev/vdb");
+    assert_eq!(guest_disk(Provider::Firecracker, 25), "/dev/vdz");
+    assert_eq!(guest_disk(Provider::Firecracker, 26), "/dev/vdaa");
+}

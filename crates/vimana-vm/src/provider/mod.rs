@@ -82,6 +82,34 @@ impl LaunchSpec {
     }
 }
 
+/// The virtio-blk serial of the `index`th drive of [`LaunchSpec::drives`]
+/// where the VMM sets one (QEMU, Cloud Hypervisor): the guest finds its
+/// disks by serial, whatever order the transports are probed in.
+pub fn drive_serial(index: usize) -> String {
+    format!("vimana-d{index}")
+}
+
+/// How the guest names the `index`th drive: its serial where `provider`
+/// sets one, else `/dev/vd<letter>` (Firecracker attaches drives in order,
+/// root first).
+pub fn guest_disk(provider: Provider, index: usize) -> String {
+    match provider {
+        Provider::Qemu | Provider::CloudHypervisor => drive_serial(index),
+        Provider::Firecracker => {
+            let mut name = String::new();
+            let mut n = index;
+            loop {
+                name.insert(0, char::from(b'a' + (n % 26) as u8));
+                if n < 26 {
+                    break;
+                }
+                n = n / 26 - 1;
+            }
+            format!("/dev/vd{name}")
+        }
+    }
+}
+
 /// A disk image attached as a virtio block device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriveSpec {

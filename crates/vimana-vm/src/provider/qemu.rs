@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::qmp::Qmp;
 use super::{
     Accel, HostFacts, LaunchPlan, LaunchSpec, NetSpec, ProcessPlan, ProviderError, Vmm, VmmStatus,
-    check_socket_paths, utf8, vsock,
+    check_socket_paths, drive_serial, utf8, vsock,
 };
 use crate::model::{Protocol, Provider};
 
@@ -91,7 +91,10 @@ impl Qemu {
                 d.push_str(",readonly=on");
             }
             push(&["-drive", &d]);
-            push(&["-device", &format!("virtio-blk-device,drive=d{i}")]);
+            push(&[
+                "-device",
+                &format!("virtio-blk-device,drive=d{i},serial={}", drive_serial(i)),
+            ]);
         }
         match &spec.net {
             NetSpec::None => {}

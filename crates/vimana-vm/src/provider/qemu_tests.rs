@@ -57,7 +57,7 @@ fn kvm_tap_drive_initrd_vsock() {
         "-drive",
         "id=d0,file=/images/root.ext4,format=raw,if=none",
         "-device",
-        "virtio-blk-device,drive=d0",
+        "virtio-blk-device,drive=d0,serial=vimana-d0",
         "-netdev",
         "tap,id=n0,ifname=vm-web0,script=no,downscript=no",
         "-device",
@@ -108,7 +108,11 @@ fn tcg_user_net_with_forwards_and_read_only_extra_drive() {
         ],
         "commas in paths are doubled"
     );
-    assert!(has_pair(&argv, "-device", "virtio-blk-device,drive=d1"));
+    assert!(has_pair(
+        &argv,
+        "-device",
+        "virtio-blk-device,drive=d1,serial=vimana-d1"
+    ));
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod init;
 mod net;
 mod reaper;
 mod server;
+mod volumes;
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
@@ -17,10 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, VsockAddr, accept4, bind, listen, socket,
+    AddressFamily, Backlog, SockFlag, SockType, VsockAddr, accept4, bind, connect, listen, socket,
 };
 use vimana_agent::cmdline::{DEFAULT_CONSOLE, GuestConfig};
-use vimana_agent::{AGENT_PORT, READY_MARKER};
+use vimana_agent::proto::{Reply, write_frame};
+use vimana_agent::{AGENT_PORT, READY_MARKER, READY_PORT};
 
 use crate::reaper::Reaper;
 use crate::server::{Server, ShutdownMode};
@@ -161,7 +163,9 @@ fn run_guest(args: &Args, pid1: bool, port: u32) -> ! {
     let init = pid1 || args.init;
     let cfg = if init {
         init::mount_filesystems();
-        init::configure_from_cmdline()
+        let cfg = init::configure_from_cmdline();
+        volumes::mount_volumes(&cfg.volumes);
+        cfg
     } else {
         let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
         GuestConfig::from_cmdline(&cmdline).0
@@ -204,6 +208,7 @@ fn run_guest(args: &Args, pid1: bool, port: u32) -> ! {
         }
     };
     ready(init);
+    announce(&server);
     loop {
         match accept4(
             std::os::fd::AsRawFd::as_raw_fd(&listener),
@@ -238,6 +243,43 @@ fn vsock_listener(port: u32) -> io::Result<OwnedFd> {
     )?;
     listen(&fd, Backlog::new(64).map_err(io::Error::from)?)?;
     Ok(fd)
+}
+
+/// Tells the host the agent is up, over vsock (host CID 2, [`READY_PORT`]):
+/// one status frame on a connection the agent opens, so the host need not
+/// poll. On its own thread; a host that does not listen is not an error.
+fn announce(server: &Arc<Server>) {
+    let status = server.status();
+    let spawned = std::thread::Builder::new()
+        .name("announce".into())
+        .spawn(move || {
+            let sent = socket(
+                AddressFamily::Vsock,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .and_then(|fd| {
+                connect(
+                    std::os::fd::AsRawFd::as_raw_fd(&fd),
+                    &VsockAddr::new(libc::VMADDR_CID_HOST, READY_PORT),
+                )?;
+                Ok(fd)
+            })
+            .map_err(io::Error::from)
+            .and_then(|fd| {
+                let mut stream = UnixStream::from(fd);
+                write_frame(&mut stream, &Reply::Status(status)).map_err(io::Error::other)
+            });
+            if let Err(e) = sent {
+                log(&format!(
+                    "could not announce readiness on host vsock port {READY_PORT}: {e} (the host polls instead)"
+                ));
+            }
+        });
+    if let Err(e) = spawned {
+        log(&format!("cannot start the announce thread: {e}"));
+    }
 }
 
 /// Prints the ready marker: on /dev/console in a guest, else on stdout.

@@ -81,7 +81,7 @@ impl Server {
         }
     }
 
-    fn status(&self) -> StatusReply {
+    pub(crate) fn status(&self) -> StatusReply {
         let uname = nix::sys::utsname::uname();
         let kernel_release = uname
             .as_ref()
