@@ -106,7 +106,8 @@ pub struct PortForward {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkConfig {
     pub mode: NetworkMode,
-    /// Only with `user` (QEMU slirp); hac.toml refuses them in bridge mode.
+    /// `user`: QEMU slirp's hostfwd on 127.0.0.1; `bridge`: nftables DNAT
+    /// from every host address (see `network::forwards`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<PortForward>,
     /// A fixed guest address in bridge mode (else allocated from the subnet).

@@ -424,6 +424,11 @@ async fn bridge_inner() {
     let rig = Rig::new(&parts, Duration::from_secs(120));
     let mut c = config();
     c.network.mode = vimana_vm::NetworkMode::Bridge;
+    c.network.forwards = vec![PortForward {
+        host: 18080,
+        guest: 8080,
+        protocol: Protocol::Tcp,
+    }];
     let vm = rig
         .driver
         .run(rig.ctx("vm-net", &c, None))
@@ -474,7 +479,36 @@ async fn bridge_inner() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Stop releases the TAP and the address.
+    // The host port forward (nftables DNAT) reaches a web server in the
+    // guest, from loopback and from the bridge address.
+    let out = agent
+        .exec_collect(
+            [
+                "sh",
+                "-c",
+                "mkdir -p /tmp/www && echo hello-over-the-bridge > /tmp/www/index.html \
+                 && busybox httpd -p 8080 -h /tmp/www",
+            ],
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert!(out.exit.success(), "httpd did not start: {out:?}");
+    for host in ["127.0.0.1", "10.88.0.1"] {
+        let body = http_get(host, 18080).await;
+        assert!(body.contains("hello-over-the-bridge"), "via {host}: {body}");
+    }
+    let table = vimana_vm::network::forward_table(&lease.tap);
+    let listed = |t: &str| {
+        Command::new("nft")
+            .args(["list", "table", "ip", t])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    assert!(listed(&table), "no nftables table {table}");
+
+    // Stop releases the TAP, the address and the forward.
     vm.stop().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while link(&lease.tap).0 {
@@ -483,6 +517,37 @@ async fn bridge_inner() {
     }
     let leases = std::fs::read_to_string(rig.state_dir.join("net/leases.json")).unwrap_or_default();
     assert!(!leases.contains("vm-net"), "{leases}");
+    assert!(!listed(&table), "{table} left behind");
+    let claims =
+        std::fs::read_to_string(rig.state_dir.join("net/forwards.json")).unwrap_or_default();
+    assert!(!claims.contains("vm-net"), "{claims}");
+}
+
+/// `GET /index.html` from `host:port`, retried for up to 30 s; the whole
+/// response.
+async fn http_get(host: &'static str, port: u16) -> String {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = std::net::TcpStream::connect((host, port)).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+                let mut text = String::new();
+                s.read_to_string(&mut text)?;
+                Ok(text)
+            });
+            match got {
+                Ok(text) if text.contains(" 200 ") => return text,
+                other if Instant::now() > deadline => {
+                    panic!("no answer from {host}:{port}: {other:?}")
+                }
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    })
+    .await
+    .unwrap()
 }
 
 /// A `drive` root: vimana's initramfs mounts the ext4 disk, brings its
@@ -696,32 +761,8 @@ async fn user_networking_forwards_a_host_port_into_the_guest() {
         .unwrap();
     assert!(out.exit.success(), "httpd did not start: {out:?}");
 
-    let body = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = std::net::TcpStream::connect(("127.0.0.1", host_port)).and_then(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(10)))?;
-                s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
-                let mut text = String::new();
-                s.read_to_string(&mut text)?;
-                Ok(text)
-            });
-            match got {
-                Ok(text) if text.contains("hello-from-the-guest") => return text,
-                other if Instant::now() > deadline => {
-                    panic!("no answer through the forward: {other:?}")
-                }
-                _ => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        body.starts_with("HTTP/1.") && body.contains(" 200 "),
-        "{body}"
-    );
+    let body = http_get("127.0.0.1", host_port).await;
+    assert!(body.contains("hello-from-the-guest"), "{body}");
     vm.stop().await.unwrap();
 }
 

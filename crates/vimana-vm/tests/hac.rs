@@ -462,15 +462,9 @@ fn forwards_need_a_network() {
         (3, 12),
     );
     assert!(d.help_text().contains("mode = \"user\""));
-    // Bridge mode has no port forwards: the guest has its own address.
-    let text = "[network]\nmode = \"bridge\"\nforwards = [\"8080:80\"]\n";
-    let d = check(
-        text,
-        "vimana::hac::forwards_in_bridge_mode",
-        &["forwards", "\"user\""],
-        (3, 12),
-    );
-    assert!(d.help_text().contains("own address"), "{}", d.help_text());
+    // Bridge mode forwards too (nftables DNAT).
+    let p = ok("[network]\nmode = \"bridge\"\nforwards = [\"8080:80\"]\n");
+    assert_eq!(p.config.network.forwards.len(), 1);
     // Without a mode, forwards imply user networking.
     assert_eq!(
         ok("[network]\nforwards = [\"8080:80\"]\n")

@@ -49,17 +49,7 @@ pub(crate) fn network(
                 list.span(),
                 "[network] forwards need a network, but mode is \"none\"",
                 "no network to forward into",
-                "set mode = \"user\", or remove forwards",
-            ));
-        }
-        if has_forwards && mode == NetworkMode::Bridge {
-            return Err(cx.err(
-                "vimana::hac::forwards_in_bridge_mode",
-                list.span(),
-                "[network] forwards work with mode = \"user\" only",
-                "not forwarded in bridge mode",
-                "in bridge mode the guest has its own address on the bridge (see `vimana vm list`): \
-                 connect to it directly, or use mode = \"user\" for host port forwards",
+                "set mode = \"user\" (or \"bridge\"), or remove forwards",
             ));
         }
         let mut seen = BTreeSet::new();

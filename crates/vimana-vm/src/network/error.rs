@@ -86,6 +86,28 @@ pub enum NetError {
     )]
     CorruptLeases { path: PathBuf, reason: String },
 
+    /// A host port another VM forwards already.
+    #[error(
+        "host port {port}/{protocol} is already forwarded to VM {owner}: pick another host port, \
+         or stop {owner} first"
+    )]
+    PortTaken {
+        port: u16,
+        protocol: &'static str,
+        owner: String,
+    },
+
+    /// A host port something on the host listens on.
+    #[error(
+        "host port {port}/{protocol} is in use on this host: pick another host port for the \
+         forward, or stop what listens on it"
+    )]
+    PortInUse { port: u16, protocol: &'static str },
+
+    /// Forwards in bridge mode need nftables.
+    #[error("port forwards in bridge mode need nftables: install it (apt-get install nftables)")]
+    ForwardsNeedNft,
+
     /// `nft` failed (reported as a warning by [`BridgeNetwork`](super::BridgeNetwork)).
     #[error("nft: {0}")]
     Nft(String),

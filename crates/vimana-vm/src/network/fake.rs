@@ -36,6 +36,8 @@ pub struct FakeState {
     pub links: BTreeMap<String, FakeLink>,
     pub ip_forward: bool,
     pub nft_installed: bool,
+    /// Links with `route_localnet` enabled.
+    pub route_localnet: Vec<String>,
     /// nftables tables by name → ruleset.
     pub nft_tables: BTreeMap<String, String>,
     /// Calls whose name is listed here fail with a permission error.
@@ -197,6 +199,12 @@ impl NetOps for FakeNetOps {
     async fn enable_ip_forward(&self) -> Result<(), NetError> {
         let mut s = self.record("enable_ip_forward", String::new())?;
         s.ip_forward = true;
+        Ok(())
+    }
+
+    async fn enable_route_localnet(&self, link: &str) -> Result<(), NetError> {
+        let mut s = self.record("enable_route_localnet", link.into())?;
+        s.route_localnet.push(link.to_string());
         Ok(())
     }
 

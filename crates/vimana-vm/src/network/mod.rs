@@ -27,6 +27,7 @@
 
 mod error;
 pub mod fake;
+mod forwards;
 mod ipam;
 mod netlink;
 mod ops;
@@ -43,11 +44,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use error::NetError;
+pub use forwards::{ForwardBook, forward_ruleset, forward_table};
 pub use ipam::{Ipam, Subnet};
 pub use netlink::NetlinkOps;
 pub use ops::NetOps;
 
-use crate::model::{NetworkConfig, NetworkMode};
+use crate::model::{NetworkConfig, NetworkMode, PortForward};
 use crate::provider::NetSpec;
 
 /// The default bridge.
@@ -191,6 +193,7 @@ pub struct BridgeNetwork {
     ops: Arc<dyn NetOps>,
     settings: BridgeSettings,
     ipam: Ipam,
+    forwards: ForwardBook,
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -219,10 +222,12 @@ impl BridgeNetwork {
             .gateway
             .unwrap_or_else(|| settings.subnet.first_host());
         let ipam = Ipam::new(&settings.state_dir, settings.subnet, gateway)?;
+        let forwards = ForwardBook::new(&settings.state_dir);
         Ok(BridgeNetwork {
             ops,
             settings,
             ipam,
+            forwards,
             lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -262,6 +267,13 @@ impl BridgeNetwork {
         let address = self.ipam.allocate(vm, config.address)?;
         let tap = tap_name(vm);
         if let Err(e) = self.plumb(&tap).await {
+            let _ = self.ops.delete_link(&tap).await;
+            if !had_lease {
+                let _ = self.ipam.release(vm);
+            }
+            return Err(e);
+        }
+        if let Err(e) = self.forward(vm, &tap, address, &config.forwards).await {
             let _ = self.ops.delete_link(&tap).await;
             if !had_lease {
                 let _ = self.ipam.release(vm);
@@ -309,6 +321,58 @@ impl BridgeNetwork {
         self.ops.set_up(tap).await
     }
 
+    /// The VM's host port forwards (its nftables table and its claims),
+    /// replacing earlier ones; none: whatever it had is removed.
+    async fn forward(
+        &self,
+        vm: &str,
+        tap: &str,
+        guest: Ipv4Addr,
+        forwards: &[PortForward],
+    ) -> Result<(), NetError> {
+        let table = forward_table(tap);
+        if forwards.is_empty() {
+            if self.forwards.load()?.contains_key(vm) {
+                if self.ops.nft_available() {
+                    self.ops.nft_remove(&table).await?;
+                }
+                self.forwards.release(vm)?;
+            }
+            return Ok(());
+        }
+        if !self.ops.nft_available() {
+            return Err(NetError::ForwardsNeedNft);
+        }
+        for f in forwards {
+            forwards::host_port_free(f)?;
+        }
+        self.forwards.claim(vm, forwards)?;
+        let applied = async {
+            self.ops.enable_ip_forward().await?;
+            self.ops
+                .enable_route_localnet(&self.settings.bridge)
+                .await?;
+            let rules = forward_ruleset(&table, &self.settings.bridge, guest, forwards);
+            self.ops.nft_apply(&table, &rules).await
+        }
+        .await;
+        if applied.is_err() {
+            let _ = self.forwards.release(vm);
+        }
+        applied
+    }
+
+    /// Removes the forwards of `vm` (on `tap`), if it has any.
+    async fn unforward(&self, vm: &str, tap: &str) -> Result<(), NetError> {
+        if !self.forwards.load()?.contains_key(vm) {
+            return Ok(());
+        }
+        if self.ops.nft_available() {
+            self.ops.nft_remove(&forward_table(tap)).await?;
+        }
+        self.forwards.release(vm)
+    }
+
     /// Masquerading for the subnet; every problem is a warning.
     async fn nat(&self, uplink: Option<&str>) -> Vec<String> {
         if !self.settings.nat {
@@ -350,6 +414,7 @@ impl BridgeNetwork {
     /// attach of the VM with a different address is left alone.
     pub async fn detach(&self, lease: &TapLease) -> Result<(), NetError> {
         let _guard = self.lock.lock().await;
+        let unforwarded = self.unforward(&lease.vm, &lease.tap).await;
         let deleted = self.ops.delete_link(&lease.tap).await;
         let released = match self.ipam.leases() {
             Ok(l) if l.get(&lease.vm) == Some(&lease.address) => {
@@ -359,6 +424,7 @@ impl BridgeNetwork {
             Err(e) => Err(e),
         };
         deleted?;
+        unforwarded?;
         released
     }
 
@@ -388,6 +454,20 @@ impl BridgeNetwork {
         }
         match self.ipam.retain(|vm| live.contains(vm)) {
             Ok(gone) => report.leases = gone,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+        match self.forwards.retain(|vm| live.contains(vm)) {
+            Ok(gone) => {
+                for vm in gone {
+                    if self.ops.nft_available()
+                        && let Err(e) = self.ops.nft_remove(&forward_table(&tap_name(&vm))).await
+                    {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }

@@ -217,6 +217,23 @@ impl NetOps for NetlinkOps {
         })
     }
 
+    async fn enable_route_localnet(&self, link: &str) -> Result<(), NetError> {
+        let path = format!("/proc/sys/net/ipv4/conf/{link}/route_localnet");
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1") {
+            return Ok(());
+        }
+        std::fs::write(&path, "1").map_err(|source| match source.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => NetError::Permission {
+                action: "enabling".into(),
+                device: format!("net.ipv4.conf.{link}.route_localnet"),
+            },
+            _ => NetError::Io {
+                what: format!("writing {path}"),
+                source,
+            },
+        })
+    }
+
     fn nft_available(&self) -> bool {
         nft_binary().is_some()
     }

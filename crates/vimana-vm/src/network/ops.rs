@@ -39,6 +39,10 @@ pub trait NetOps: Send + Sync {
     /// `net.ipv4.ip_forward = 1`.
     async fn enable_ip_forward(&self) -> Result<(), NetError>;
 
+    /// `net.ipv4.conf.<link>.route_localnet = 1`, so connections from
+    /// loopback can be DNATed to guests behind `link`.
+    async fn enable_route_localnet(&self, link: &str) -> Result<(), NetError>;
+
     /// Whether the `nft` command is installed.
     fn nft_available(&self) -> bool;
 

@@ -385,3 +385,110 @@ fn resolver_skips_loopback() {
     std::fs::write(&p, "nameserver 127.0.0.53\n").unwrap();
     assert_eq!(host_resolver(&p), None);
 }
+
+fn with_forwards(ports: &[(u16, u16)]) -> NetworkConfig {
+    NetworkConfig {
+        forwards: ports
+            .iter()
+            .map(|&(host, guest)| PortForward {
+                host,
+                guest,
+                protocol: crate::model::Protocol::Tcp,
+            })
+            .collect(),
+        ..bridge_cfg(None)
+    }
+}
+
+/// A high port nothing on this host listens on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn forwards_get_a_dnat_table_and_are_claimed_once() {
+    let (dir, fake, net) = setup(true);
+    let port = free_port();
+    let lease = net
+        .attach("web", &with_forwards(&[(port, 80)]))
+        .await
+        .unwrap();
+    let table = forward_table(&lease.tap);
+    {
+        let s = fake.state();
+        let rules = s.nft_tables.get(&table).expect("the VM's forward table");
+        let rule = format!("fib daddr type local tcp dport {port} dnat to 10.88.0.2:80");
+        assert_eq!(
+            rules.matches(&rule).count(),
+            2,
+            "prerouting + output: {rules}"
+        );
+        assert!(
+            rules
+                .contains("ip saddr 127.0.0.0/8 oifname \"vimana0\" ip daddr 10.88.0.2 masquerade"),
+            "{rules}"
+        );
+        assert_eq!(s.route_localnet, vec!["vimana0".to_string()]);
+    }
+    // Another VM cannot take the port; nothing of it is left behind.
+    let err = net
+        .attach("db", &with_forwards(&[(port, 5432)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, NetError::PortTaken { port: p, owner, .. } if *p == port && owner == "web"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("pick another host port"), "{err}");
+    assert!(!net.ipam().leases().unwrap().contains_key("db"));
+    assert!(!fake.state().links.contains_key(&tap_name("db")));
+    // A port something on the host listens on is refused too.
+    let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let err = net
+        .attach("db", &with_forwards(&[(busy_port, 5432)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::PortInUse { .. }), "{err}");
+    // Detach removes the table and the claim; the port is free again.
+    net.detach(&lease).await.unwrap();
+    assert!(!fake.state().nft_tables.contains_key(&table));
+    let claims = std::fs::read_to_string(dir.path().join(ForwardBook::FILE)).unwrap();
+    assert!(!claims.contains("web"), "{claims}");
+    net.attach("db", &with_forwards(&[(port, 5432)]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn forwards_without_nft_fail_and_leave_nothing() {
+    let (_dir, fake, net) = setup(false);
+    let err = net
+        .attach("web", &with_forwards(&[(free_port(), 80)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::ForwardsNeedNft), "{err}");
+    assert!(
+        err.to_string().contains("apt-get install nftables"),
+        "{err}"
+    );
+    assert!(net.ipam().leases().unwrap().is_empty());
+    assert!(!fake.state().links.contains_key(&tap_name("web")));
+}
+
+#[tokio::test]
+async fn orphan_cleanup_removes_forward_tables() {
+    let (_dir, fake, net) = setup(true);
+    let lease = net
+        .attach("gone", &with_forwards(&[(free_port(), 80)]))
+        .await
+        .unwrap();
+    let table = forward_table(&lease.tap);
+    assert!(fake.state().nft_tables.contains_key(&table));
+    net.cleanup_orphans(Vec::<String>::new()).await.unwrap();
+    assert!(!fake.state().nft_tables.contains_key(&table));
+}
