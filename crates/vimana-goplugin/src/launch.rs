@@ -96,15 +96,7 @@ pub async fn launch(cfg: LaunchConfig) -> Result<PluginClient, GoPluginError> {
         }
     }
     if cfg.detach {
-        // SAFETY: setsid is async-signal-safe and touches no parent memory.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::process::own_session(&mut cmd);
     }
     let mut child = cmd.spawn().map_err(|source| match source.kind() {
         std::io::ErrorKind::PermissionDenied => GoPluginError::NotExecutable { path: path.clone() },

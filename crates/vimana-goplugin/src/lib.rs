@@ -29,7 +29,7 @@ pub use error::GoPluginError;
 pub use handshake::{CORE_PROTOCOL_VERSION, Handshake, parse_handshake_line};
 pub use hclog::{LogLine, parse_hclog_line};
 pub use launch::launch;
-pub use process::{pid_alive, pid_start_time};
+pub use process::{own_session, pid_alive, pid_start_time};
 pub use reattach::reattach;
 
 /// The health-check service name go-plugin registers as SERVING.

@@ -11,6 +11,21 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::sync::watch;
 
+/// Starts `cmd`'s child in a session of its own (`setsid`), so it is no
+/// longer in the caller's process group and outlives the caller (a daemon
+/// killed with `kill -9`, a Ctrl-C in the terminal that started it).
+pub fn own_session(cmd: &mut tokio::process::Command) {
+    // SAFETY: setsid is async-signal-safe and touches no memory of the
+    // parent; it only makes the child a session and group leader.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot).
 pub fn pid_start_time(pid: u32) -> Option<u64> {
     stat_fields(pid)?.get(19)?.parse().ok()

@@ -151,7 +151,7 @@ impl Cache {
 }
 
 /// A reference as one safe file name: bytes outside `[A-Za-z0-9._-]` become `%XX`.
-fn escape(reference: &str) -> String {
+pub fn escape(reference: &str) -> String {
     let mut out = String::with_capacity(reference.len());
     for b in reference.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {

@@ -85,7 +85,7 @@ impl OciConfig {
 }
 
 /// Parse `reference`, checking that a pinned digest is a well-formed sha256.
-pub(crate) fn parse_reference(reference: &str) -> Result<Reference, OciError> {
+pub fn parse_reference(reference: &str) -> Result<Reference, OciError> {
     let invalid = |reason: String| OciError::InvalidReference {
         reference: reference.to_string(),
         reason,

@@ -3,7 +3,7 @@
 use sha2::{Digest as _, Sha256};
 
 /// The OCI digest string of `bytes`.
-pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
+pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
@@ -11,7 +11,7 @@ pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
 ///
 /// Only sha256 is accepted: it is what every registry produces, and a fixed
 /// algorithm keeps cache paths unambiguous.
-pub(crate) fn sha256_hex(digest: &str) -> Result<&str, String> {
+pub fn sha256_hex(digest: &str) -> Result<&str, String> {
     let hex = digest
         .strip_prefix("sha256:")
         .ok_or_else(|| format!("digest `{digest}` is not a sha256 digest (`sha256:<64 hex>`)"))?;

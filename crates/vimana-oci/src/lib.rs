@@ -11,6 +11,10 @@
 //! makes no network call; a tag pull asks the registry for the current digest
 //! and falls back to the cached one (marked `stale`) when the registry is
 //! unreachable.
+//!
+//! The helpers every OCI client of vimana shares (the VM root filesystems
+//! too) are public: [`parse_reference`], [`sha256_digest`], [`sha256_hex`],
+//! [`reference_file_name`] and [`error_chain`].
 
 mod artifact;
 mod cache;
@@ -24,10 +28,14 @@ mod push;
 mod transport;
 
 pub use artifact::ArtifactParts;
+pub use cache::escape as reference_file_name;
 pub use config::OciConfig;
+pub use config::parse_reference;
+pub use digest::{sha256_digest, sha256_hex};
 pub use error::OciError;
 pub use pull::{PulledArtifact, pull};
 pub use push::{PushOutcome, push};
+pub use transport::error_chain;
 
 /// Media type of the OCI image manifest used for artifacts.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -223,15 +223,7 @@ impl ProcessDriver {
         if let Some(cwd) = &spec.cwd {
             cmd.current_dir(cwd);
         }
-        // SAFETY: setsid is async-signal-safe and touches no memory of the
-        // parent; it only makes the child a session and group leader.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(drop)
-                    .map_err(std::io::Error::from)
-            });
-        }
+        vimana_goplugin::own_session(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| DriverError::new(format!("cannot start {}: {e}", spec.command)))?;

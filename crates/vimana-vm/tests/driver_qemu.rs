@@ -149,6 +149,15 @@ impl Rig {
         }
     }
 
+    /// The VM's log lines (daemon and console), oldest first.
+    fn log_lines(&self, name: &str) -> Vec<String> {
+        self.book
+            .read(&WorkloadName::new(name).unwrap(), None)
+            .into_iter()
+            .map(|r| r.message)
+            .collect()
+    }
+
     fn agent(&self, name: &str) -> AgentClient {
         AgentClient::hybrid_unix(self.state_dir.join(name).join("vsock.sock"), AGENT_PORT)
     }
@@ -236,12 +245,7 @@ async fn boots_execs_readopts_and_stops() {
     again.stop().await.unwrap();
     assert!(!vimana_goplugin::pid_alive(pid, None), "QEMU still runs");
     eprintln!("stop took {:?}", t.elapsed());
-    let daemon_lines: Vec<String> = rig
-        .book
-        .read(&WorkloadName::new("vm-one").unwrap(), None)
-        .into_iter()
-        .map(|r| r.message)
-        .collect();
+    let daemon_lines: Vec<String> = rig.log_lines("vm-one");
     assert!(
         daemon_lines
             .iter()
@@ -481,19 +485,7 @@ async fn bridge_inner() {
 
     // The host port forward (nftables DNAT) reaches a web server in the
     // guest, from loopback and from the bridge address.
-    let out = agent
-        .exec_collect(
-            [
-                "sh",
-                "-c",
-                "mkdir -p /tmp/www && echo hello-over-the-bridge > /tmp/www/index.html \
-                 && busybox httpd -p 8080 -h /tmp/www",
-            ],
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-    assert!(out.exit.success(), "httpd did not start: {out:?}");
+    serve_page(&agent, "hello-over-the-bridge").await;
     for host in ["127.0.0.1", "10.88.0.1"] {
         let body = http_get(host, 18080).await;
         assert!(body.contains("hello-over-the-bridge"), "via {host}: {body}");
@@ -521,6 +513,29 @@ async fn bridge_inner() {
     let claims =
         std::fs::read_to_string(rig.state_dir.join("net/forwards.json")).unwrap_or_default();
     assert!(!claims.contains("vm-net"), "{claims}");
+}
+
+/// Starts busybox `httpd` on port 8080 in the guest, serving `text` as
+/// `/index.html`.
+async fn serve_page(agent: &AgentClient, text: &str) {
+    let script = format!(
+        "mkdir -p /tmp/www && echo {text} > /tmp/www/index.html && busybox httpd -p 8080 -h /tmp/www"
+    );
+    let out = agent
+        .exec_collect(["sh", "-c", script.as_str()], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(out.exit.success(), "httpd did not start: {out:?}");
+}
+
+/// The stdout of `argv` run in the guest (which must succeed).
+async fn stdout_of(agent: &AgentClient, argv: &[&str]) -> String {
+    let out = agent
+        .exec_collect(argv.to_vec(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(out.exit.success(), "{argv:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `GET /index.html` from `host:port`, retried for up to 30 s; the whole
@@ -608,20 +623,16 @@ async fn boots_from_a_drive_without_an_agent_on_it() {
         .await
         .unwrap_or_else(|e| panic!("boot failed: {e}"));
     let agent = rig.agent("vm-drive");
-    let cat = |path: &'static str| {
-        let agent = agent.clone();
-        async move {
-            let out = agent
-                .exec_collect(["cat", path], Duration::from_secs(30))
-                .await
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        }
-    };
     // Root and volume found by their virtio-blk serials.
-    assert_eq!(cat("/etc/marker").await, "from the drive\n");
-    assert_eq!(cat("/data/marker").await, "from the volume\n");
-    let mounts = cat("/proc/mounts").await;
+    assert_eq!(
+        stdout_of(&agent, &["cat", "/etc/marker"]).await,
+        "from the drive\n"
+    );
+    assert_eq!(
+        stdout_of(&agent, &["cat", "/data/marker"]).await,
+        "from the volume\n"
+    );
+    let mounts = stdout_of(&agent, &["cat", "/proc/mounts"]).await;
     assert!(
         mounts
             .lines()
@@ -678,31 +689,18 @@ async fn boots_from_a_registry_image() {
         .await
         .unwrap_or_else(|e| panic!("boot failed: {e}"));
     let agent = rig.agent("vm-image");
-    let run = |argv: &'static [&'static str]| {
-        let agent = agent.clone();
-        async move {
-            let out = agent
-                .exec_collect(argv.to_vec(), Duration::from_secs(30))
-                .await
-                .unwrap();
-            assert!(out.exit.success(), "{argv:?}: {out:?}");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        }
-    };
-    assert_eq!(run(&["cat", "/etc/marker"]).await, "from the top layer\n");
-    let etc = run(&["ls", "/etc"]).await;
+    assert_eq!(
+        stdout_of(&agent, &["cat", "/etc/marker"]).await,
+        "from the top layer\n"
+    );
+    let etc = stdout_of(&agent, &["ls", "/etc"]).await;
     assert!(!etc.contains("gone"), "the whiteout was not applied: {etc}");
-    let mounts = run(&["cat", "/proc/mounts"]).await;
+    let mounts = stdout_of(&agent, &["cat", "/proc/mounts"]).await;
     assert!(
         mounts.lines().any(|l| l.starts_with("/dev/vda / ext4")),
         "the root is not the image's disk: {mounts}"
     );
-    let lines: Vec<String> = rig
-        .book
-        .read(&WorkloadName::new("vm-image").unwrap(), None)
-        .into_iter()
-        .map(|r| r.message)
-        .collect();
+    let lines: Vec<String> = rig.log_lines("vm-image");
     assert!(
         lines
             .iter()
@@ -747,19 +745,7 @@ async fn user_networking_forwards_a_host_port_into_the_guest() {
         .unwrap();
     let addr = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(addr.contains("10.0.2.15/24"), "{addr}");
-    let out = agent
-        .exec_collect(
-            [
-                "sh",
-                "-c",
-                "mkdir -p /tmp/www && echo hello-from-the-guest > /tmp/www/index.html \
-                 && busybox httpd -p 8080 -h /tmp/www",
-            ],
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-    assert!(out.exit.success(), "httpd did not start: {out:?}");
+    serve_page(&agent, "hello-from-the-guest").await;
 
     let body = http_get("127.0.0.1", host_port).await;
     assert!(body.contains("hello-from-the-guest"), "{body}");
@@ -808,12 +794,7 @@ async fn a_vm_booting_when_the_daemon_died_is_taken_over() {
         .await
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "taken-over\n");
-    let lines: Vec<String> = rig
-        .book
-        .read(&WorkloadName::new("vm-crash").unwrap(), None)
-        .into_iter()
-        .map(|r| r.message)
-        .collect();
+    let lines: Vec<String> = rig.log_lines("vm-crash");
     assert!(
         lines
             .iter()

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -98,27 +97,7 @@ impl ForwardBook {
     }
 
     fn save(&self, book: &BTreeMap<String, Vec<PortForward>>) -> Result<(), NetError> {
-        let io = |source| NetError::LeaseIo {
-            path: self.path.clone(),
-            source,
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let text = serde_json::to_string_pretty(book).map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = self
-            .path
-            .with_extension(format!("json.tmp-{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        super::ipam::save_json(&self.path, book)
     }
 
     /// Records `forwards` for `vm` (replacing its earlier ones); fails

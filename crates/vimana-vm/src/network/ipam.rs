@@ -218,29 +218,7 @@ impl Ipam {
     }
 
     fn save(&self, leases: BTreeMap<String, Ipv4Addr>) -> Result<(), NetError> {
-        let io = |source| NetError::LeaseIo {
-            path: self.path.clone(),
-            source,
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let text = serde_json::to_string_pretty(&LeaseFile { leases })
-            .map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = self
-            .path
-            .with_extension(format!("json.tmp-{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        save_json(&self.path, &LeaseFile { leases })
     }
 
     /// The address of `vm`: its existing lease, else `fixed` (which must be
@@ -319,4 +297,30 @@ impl Ipam {
         self.save(leases)?;
         Ok(gone)
     }
+}
+
+/// Writes `value` as pretty JSON to `path` atomically (temporary file,
+/// fsync, rename), creating the directory; the state files of the bridge
+/// network (leases, forwards) are only ever replaced whole.
+pub(crate) fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), NetError> {
+    let io = |source| NetError::LeaseIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(|e| io(std::io::Error::other(e)))?;
+    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
 }

@@ -138,15 +138,7 @@ fn spawn(p: &ProcessPlan) -> Result<Spawned, ProviderError> {
     if let Some(cwd) = &p.cwd {
         cmd.current_dir(cwd);
     }
-    // SAFETY: setsid is async-signal-safe and touches no memory of the
-    // parent; it only makes the child a session and group leader.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(drop)
-                .map_err(std::io::Error::from)
-        });
-    }
+    vimana_goplugin::own_session(&mut cmd);
     let spawn_err = |source| ProviderError::Spawn {
         process: p.name.clone(),
         binary: program.clone(),

@@ -27,7 +27,8 @@ use sha2::{Digest, Sha256};
 pub use error::RootfsError;
 
 use error::io_err;
-use pull::{Puller, hex, parse_reference, sha256_digest, sha256_hex};
+use pull::{Puller, hex, parse_reference, sha256_hex};
+use vimana_oci::{reference_file_name as escape, sha256_digest};
 
 /// Where the agent goes inside the image.
 pub const AGENT_PATH: &str = "sbin/vimana-agent";
@@ -364,22 +365,6 @@ async fn write_atomic(path: &Path, tmp_dir: &Path, bytes: &[u8]) -> Result<(), R
     tokio::fs::rename(&tmp, path)
         .await
         .map_err(io_err(path, "rename into place"))
-}
-
-/// A reference as one file name: bytes outside `[A-Za-z0-9._-]` become `%XX`.
-fn escape(reference: &str) -> String {
-    let mut out = String::with_capacity(reference.len());
-    for b in reference.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    if out.starts_with('.') {
-        out.replace_range(0..1, "%2E");
-    }
-    out
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use oci_client::{Client, Reference};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+use vimana_oci::{error_chain, sha256_digest};
 
 use super::error::{RootfsError, io_err};
 
@@ -80,40 +81,25 @@ struct RawManifest {
     layers: Option<Vec<RawDescriptor>>,
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)))
-}
-
+/// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The hex part of a well-formed `sha256:` digest.
 pub(crate) fn sha256_hex(digest: &str) -> Option<&str> {
-    digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    vimana_oci::sha256_hex(digest).ok()
 }
 
 /// Parse `reference`, requiring a pinned digest (if any) to be sha256.
 pub(crate) fn parse_reference(reference: &str) -> Result<Reference, RootfsError> {
-    let parsed: Reference =
-        reference
-            .parse()
-            .map_err(|e: oci_client::ParseError| RootfsError::InvalidReference {
-                reference: reference.to_string(),
-                reason: e.to_string(),
-            })?;
-    if let Some(digest) = parsed.digest()
-        && sha256_hex(digest).is_none()
-    {
-        return Err(RootfsError::InvalidReference {
-            reference: reference.to_string(),
-            reason: format!("`{digest}` is not a sha256 digest"),
-        });
-    }
-    Ok(parsed)
+    vimana_oci::parse_reference(reference).map_err(|e| RootfsError::InvalidReference {
+        reference: reference.to_string(),
+        reason: match e {
+            vimana_oci::OciError::InvalidReference { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })
 }
 
 /// A registry session for one reference.
@@ -163,7 +149,7 @@ impl<'a> Puller<'a> {
                     registry: self.parsed.resolve_registry().to_string(),
                     scheme: if self.insecure { "http" } else { "https" },
                     reference,
-                    detail: chain(&err),
+                    detail: error_chain(&err),
                 }
             }
             OciDistributionError::ImageManifestNotFoundError(_)
@@ -184,7 +170,7 @@ impl<'a> Puller<'a> {
             }
             _ => RootfsError::Registry {
                 reference,
-                detail: chain(&err),
+                detail: error_chain(&err),
             },
         }
     }
@@ -353,7 +339,7 @@ impl<'a> Puller<'a> {
                 detail: format!(
                     "download of layer {} broke off: {}",
                     layer.digest,
-                    chain(&e)
+                    error_chain(&e)
                 ),
             })?;
             received = received.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
@@ -383,19 +369,4 @@ impl<'a> Puller<'a> {
         }
         Ok(())
     }
-}
-
-/// The error and its sources, joined with `: `.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
