@@ -220,3 +220,98 @@ async fn escaping_layers_are_refused_and_write_nothing_outside() {
         .collect();
     assert!(tmp.is_empty(), "{tmp:?}");
 }
+
+/// An image whose `/usr` is a symlink to a host directory and whose `/sbin`
+/// links to `usr` (issue 9, item 1): the agent is written where the guest
+/// will find `/sbin/vimana-agent` — inside the root — and the host
+/// directory is neither emptied nor written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_injection_never_follows_links_out_of_the_root() {
+    if !prerequisites() {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_file(dir.path());
+    let host_dir = dir.path().join("host-dir");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("vimana-agent"), b"a host file\n").unwrap();
+    let host = host_dir.to_str().unwrap();
+
+    let reference = format!("{}/bad/usr-link:1", registry.addr);
+    let layer = LayerBuilder::new()
+        .link(EntryType::Symlink, "usr", host)
+        .link(EntryType::Symlink, "sbin", "usr")
+        .dir("etc")
+        .gzip();
+    push_image(&reference, vec![layer]).await;
+    let builder = RootfsBuilder::new(dir.path().join("cache"), vec![registry.addr.clone()]);
+    let built = builder.build(&reference, &agent, None).await.unwrap();
+
+    let entries: Vec<_> = std::fs::read_dir(&host_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        entries,
+        ["vimana-agent"],
+        "something was written to the host"
+    );
+    assert_eq!(
+        std::fs::read(host_dir.join("vimana-agent")).unwrap(),
+        b"a host file\n",
+        "the host file was replaced"
+    );
+    // Inside the image the links are kept and resolve (as the guest sees
+    // them) to the agent.
+    let sbin = debugfs(&built.path, "stat /sbin");
+    assert!(
+        sbin.contains("Type: symlink") && sbin.contains("\"usr\""),
+        "{sbin}"
+    );
+    assert_eq!(
+        debugfs(&built.path, &format!("cat {host}/vimana-agent")).as_bytes(),
+        std::fs::read(&agent).unwrap()
+    );
+}
+
+/// A daemon killed mid-build leaves its work directory (issue 9, item 12):
+/// the next build removes what processes that are gone left in `tmp/`, and
+/// keeps what belongs to live ones. No registry is needed: the cleanup
+/// comes before the pull (which fails here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_left_by_a_killed_build_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_file(dir.path());
+    let tmp = dir.path().join("cache/tmp");
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = tmp.join(format!("build-{dead}-0"));
+    std::fs::create_dir_all(stale.join("root/usr/bin")).unwrap();
+    std::fs::write(stale.join("root/usr/bin/big"), vec![0u8; 4096]).unwrap();
+    std::fs::write(tmp.join(format!("ref-{dead}-3")), b"sha256:x\n").unwrap();
+    let live = tmp.join(format!("build-{}-7", std::process::id()));
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(tmp.join("unrelated"), b"kept\n").unwrap();
+
+    let builder = RootfsBuilder::new(dir.path().join("cache"), vec!["127.0.0.1:1".into()]);
+    let err = builder
+        .build("127.0.0.1:1/x/y:1", &agent, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RootfsError::Unreachable { .. }), "{err}");
+    let mut left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            format!("build-{}-7", std::process::id()),
+            "unrelated".into()
+        ]
+    );
+    assert_eq!(builder.remove_stale_work(), 0);
+}

@@ -9,14 +9,17 @@
 //! - `refs/<escaped reference>`: the manifest digest a reference resolved to,
 //! - `tmp/`: work directories (unpacked tree, layer blobs, the image being
 //!   written), renamed into place or removed; a crash never leaves a
-//!   half-written image under its final name.
+//!   half-written image under its final name, and what a killed build left
+//!   in `tmp/` is removed by the next build and at daemon start (`stale.rs`).
 //!
 //! A reference whose image is cached is served without contacting the
 //! registry (so builds work offline). A tag is therefore resolved once per
 //! cache: to pick up a moved tag, pin the digest or clear `refs/`.
 
 mod error;
+mod inject;
 mod pull;
+mod stale;
 mod unpack;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +30,7 @@ use sha2::{Digest, Sha256};
 pub use error::RootfsError;
 
 use error::io_err;
+use inject::inject_agent;
 use pull::{Puller, hex, parse_reference, sha256_hex};
 use vimana_oci::{reference_file_name as escape, sha256_digest};
 
@@ -71,6 +75,13 @@ impl RootfsBuilder {
         &self.cache_dir
     }
 
+    /// Removes what builds of processes that are gone (a daemon killed
+    /// mid-build) left in the cache's `tmp/`; returns how many entries.
+    /// Every build does this first; the daemon also does it at start.
+    pub fn remove_stale_work(&self) -> usize {
+        stale::remove_stale_work(&self.cache_dir.join("tmp"))
+    }
+
     /// Pulls `reference` (e.g. `127.0.0.1:5000/library/busybox:1`), applies its
     /// layers in order with OCI whiteouts, injects the agent at
     /// `/sbin/vimana-agent` (0755) and produces an ext4 image labelled
@@ -102,6 +113,7 @@ impl RootfsBuilder {
                 .await
                 .map_err(io_err(&dir, "create cache directory"))?;
         }
+        stale::remove_stale_work(&self.cache_dir.join("tmp"));
         let ref_key = parsed.whole();
         let ref_path = self.cache_dir.join("refs").join(escape(&ref_key));
 
@@ -246,55 +258,6 @@ impl RootfsBuilder {
             .map_err(io_err(final_path, "rename the image into place"))?;
         Ok(())
     }
-}
-
-/// Put the agent at `/sbin/vimana-agent` (0755, root-owned); returns the
-/// tree size. `/sbin` is resolved safely (merged-/usr images link it to `usr/sbin`).
-fn inject_agent(tree: &Path, agent: &[u8]) -> Result<u64, RootfsError> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let sbin = tree.join("sbin");
-    let dir = match std::fs::symlink_metadata(&sbin) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            let target = std::fs::read_link(&sbin).map_err(io_err(&sbin, "read link"))?;
-            let inside = target.is_relative()
-                && target
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)));
-            if inside {
-                tree.join(target)
-            } else {
-                std::fs::remove_file(&sbin).map_err(io_err(&sbin, "remove"))?;
-                sbin
-            }
-        }
-        Ok(meta) if meta.is_dir() => sbin,
-        Ok(_) => {
-            std::fs::remove_file(&sbin).map_err(io_err(&sbin, "remove"))?;
-            sbin
-        }
-        Err(_) => sbin,
-    };
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create directory"))?;
-    let path = dir.join("vimana-agent");
-    match std::fs::symlink_metadata(&path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
-        Ok(_) => std::fs::remove_file(&path),
-        Err(_) => Ok(()),
-    }
-    .map_err(io_err(&path, "replace"))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o755)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(io_err(&path, "create"))?;
-    file.write_all(agent).map_err(io_err(&path, "write"))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o755))
-        .map_err(io_err(&path, "chmod"))?;
-    drop(file);
-    unpack::tree_size(tree).map_err(io_err(tree, "measure"))
 }
 
 /// The `mkfs.ext4` binary: PATH first, then the sbin directories.

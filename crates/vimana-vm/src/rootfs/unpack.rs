@@ -35,7 +35,7 @@ pub(crate) struct UnpackStats {
 
 /// A problem with one entry, turned into a [`RootfsError`] by the caller.
 #[derive(Debug)]
-enum EntryError {
+pub(crate) enum EntryError {
     Unsafe(String),
     Io(io::Error),
 }
@@ -107,20 +107,33 @@ fn clean(path: &Path) -> Result<Vec<OsString>, EntryError> {
     Ok(out)
 }
 
+/// How [`resolve_dir`] treats symlinks that lead out of the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Links {
+    /// An absolute target, or `..` above the root, is an error (layer
+    /// entries: such an image is refused).
+    Refuse,
+    /// As the guest will see the tree (`openat2` `RESOLVE_IN_ROOT`): an
+    /// absolute target starts again at the root and `..` stops there
+    /// (files vimana adds after the unpack).
+    InRoot,
+}
+
 /// Resolve `components` (a directory path relative to `root`) without ever
 /// leaving `root`, creating missing directories (0755) when `create` is set.
-/// Returns the resolved path relative to `root`.
-fn resolve_dir(
+/// Returns the resolved path relative to `root`: real directories only.
+pub(crate) fn resolve_dir(
     root: &Path,
     components: &[OsString],
     create: bool,
+    links: Links,
 ) -> Result<Vec<OsString>, EntryError> {
     let mut pending: Vec<OsString> = components.iter().rev().cloned().collect();
     let mut resolved: Vec<OsString> = Vec::new();
     let mut hops = 0usize;
     while let Some(component) = pending.pop() {
         if component == ".." {
-            if resolved.pop().is_none() {
+            if resolved.pop().is_none() && links == Links::Refuse {
                 return Err(EntryError::Unsafe(
                     "goes through a symlink that points outside the root".into(),
                 ));
@@ -139,7 +152,9 @@ fn resolve_dir(
                     return Err(EntryError::Unsafe("goes through too many symlinks".into()));
                 }
                 let target = fs::read_link(&full)?;
-                if target.is_absolute() {
+                if target.is_absolute() && links == Links::InRoot {
+                    resolved.clear();
+                } else if target.is_absolute() {
                     return Err(EntryError::Unsafe(format!(
                         "goes through symlink `{}` -> `{}`, which points outside the root",
                         rel.display(),
@@ -151,6 +166,7 @@ fn resolve_dir(
                         Component::Normal(n) => pending.push(n.to_os_string()),
                         Component::ParentDir => pending.push("..".into()),
                         Component::CurDir => {}
+                        Component::RootDir if links == Links::InRoot => {}
                         Component::RootDir | Component::Prefix(_) => {
                             return Err(EntryError::Unsafe(format!(
                                 "goes through symlink `{}` with an absolute target",
@@ -227,7 +243,7 @@ fn apply_entry<R: Read>(
 
     // Whiteouts apply to what the lower layers left.
     if name_str == OPAQUE {
-        let dir = resolve_dir(root, &components, true)?;
+        let dir = resolve_dir(root, &components, true, Links::Refuse)?;
         let dir: PathBuf = dir.iter().collect();
         make_opaque(root, &dir, this_layer)?;
         return Ok(());
@@ -236,7 +252,7 @@ fn apply_entry<R: Read>(
         if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
             return Err(EntryError::Unsafe("is a malformed whiteout".into()));
         }
-        let dir = match resolve_dir(root, &components, false) {
+        let dir = match resolve_dir(root, &components, false, Links::Refuse) {
             Ok(dir) => dir,
             Err(EntryError::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
@@ -263,7 +279,7 @@ fn apply_entry<R: Read>(
         _ => return Ok(()),
     }
 
-    let parent = resolve_dir(root, &components, true)?;
+    let parent = resolve_dir(root, &components, true, Links::Refuse)?;
     let rel: PathBuf = parent.iter().chain(std::iter::once(&name)).collect();
     let full = root.join(&rel);
     let header = entry.header();
@@ -325,7 +341,7 @@ fn apply_entry<R: Read>(
             let Some(target_name) = target.pop() else {
                 return Err(EntryError::Unsafe("is a hard link to the root".into()));
             };
-            let target_parent = resolve_dir(root, &target, false)?;
+            let target_parent = resolve_dir(root, &target, false, Links::Refuse)?;
             let target_rel: PathBuf = target_parent
                 .iter()
                 .chain(std::iter::once(&target_name))
@@ -411,16 +427,22 @@ mod tests {
         std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
         std::os::unix::fs::symlink("../..", root.join("up")).unwrap();
         std::os::unix::fs::symlink("/tmp", root.join("abs")).unwrap();
-        let got = resolve_dir(root, &["lib".into(), "x".into()], true).unwrap();
+        let got = resolve_dir(root, &["lib".into(), "x".into()], true, Links::Refuse).unwrap();
         assert_eq!(got, vec![OsString::from("usr"), "lib".into(), "x".into()]);
         assert!(root.join("usr/lib/x").is_dir());
         assert!(matches!(
-            resolve_dir(root, &["up".into()], true),
+            resolve_dir(root, &["up".into()], true, Links::Refuse),
             Err(EntryError::Unsafe(_))
         ));
         assert!(matches!(
-            resolve_dir(root, &["abs".into()], true),
+            resolve_dir(root, &["abs".into()], true, Links::Refuse),
             Err(EntryError::Unsafe(_))
         ));
+        // In the root: `/tmp` is the image's /tmp, `../..` stops at the root.
+        let got = resolve_dir(root, &["abs".into(), "y".into()], true, Links::InRoot).unwrap();
+        assert_eq!(got, vec![OsString::from("tmp"), "y".into()]);
+        assert!(root.join("tmp/y").is_dir());
+        let got = resolve_dir(root, &["up".into(), "z".into()], true, Links::InRoot).unwrap();
+        assert_eq!(got, vec![OsString::from("z")]);
     }
 }
