@@ -155,6 +155,19 @@ pub enum RegistryError {
         available: String,
     },
 
+    #[error("the package index's {what} {value:?} would leave {base}")]
+    #[diagnostic(
+        code(vimana::registry::unsafe_path),
+        help(
+            "a package name, version or bin must be a plain relative path (no '/' at the start, no '..'); report it to the repository owner"
+        )
+    )]
+    UnsafePath {
+        what: &'static str,
+        value: String,
+        base: PathBuf,
+    },
+
     #[error("command template {template:?}: {message}")]
     #[diagnostic(code(vimana::registry::template))]
     Template { template: String, message: String },

@@ -18,6 +18,7 @@ pub mod unpack;
 pub use default_repo::{BUILTIN_REPO, default_index, default_index_text};
 pub use download::{Downloaded, default_client, download, download_with};
 pub use error::{RegistryError, Result};
+pub use fsutil::join_inside;
 pub use index::{
     ArchiveFormat, Artifact, Flag, Index, IndexError, NodeKind, NodeType, Package, Restart,
 };

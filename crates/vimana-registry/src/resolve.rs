@@ -1,8 +1,10 @@
 //! `vimana run <package> <node-type>` → the artifact for this host.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::error::{RegistryError, Result};
+use crate::fsutil::join_inside;
 use crate::index::{Artifact, NodeType, Package, normalize_arch, normalize_os};
 use crate::repos::{LoadedRepo, Registry};
 use crate::source;
@@ -32,6 +34,25 @@ impl Resolved {
             .collect();
         vars.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         vars
+    }
+
+    /// Where the package is installed, `<home>/packages/<name>/<version>`,
+    /// and its executable inside; each part from the index is checked to
+    /// stay inside its directory (the index rules already refuse such
+    /// values, this holds for a `Resolved` from anywhere).
+    pub fn install_paths(&self, home: &Path) -> Result<(PathBuf, PathBuf)> {
+        let packages = home.join("packages");
+        let by_name = join_inside(&packages, &self.package.name, "package name")?;
+        let dir = join_inside(&by_name, &self.package.version, "version")?;
+        if dir.parent() != Some(by_name.as_path()) {
+            return Err(RegistryError::UnsafePath {
+                what: "version",
+                value: self.package.version.clone(),
+                base: by_name,
+            });
+        }
+        let bin = join_inside(&dir, &self.artifact.bin, "bin")?;
+        Ok((dir, bin))
     }
 
     /// Render a command template array with `store`, `bin` and the flags.
@@ -197,6 +218,30 @@ mod tests {
             .render_command(&r.node_type.start, "/s", "/b", &over)
             .unwrap();
         assert!(cmd.contains(&"mocha".to_string()));
+    }
+
+    #[test]
+    fn install_paths_stay_inside_packages() {
+        let mut r = resolve_in(&repos(), "celestia", "light", "linux", "x86_64").unwrap();
+        let home = Path::new("/home/v");
+        let (dir, bin) = r.install_paths(home).unwrap();
+        assert_eq!(dir, home.join("packages/celestia").join(&r.package.version));
+        assert!(bin.starts_with(&dir));
+        for (version, bin) in [
+            ("../../../tmp/x", "celestia"),
+            ("1.0/x", "celestia"),
+            ("/tmp/x", "celestia"),
+            ("1.0", "../../x"),
+            ("1.0", "/usr/bin/x"),
+        ] {
+            r.package.version = version.into();
+            r.artifact.bin = bin.into();
+            let e = r.install_paths(home).unwrap_err();
+            assert!(
+                matches!(e, RegistryError::UnsafePath { .. }),
+                "{version} {bin}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -312,35 +312,84 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    /// Final pass: every symlink that resolves must resolve inside the root
-    /// (catches chains of links that are each harmless alone).
+    /// Final pass: every symlink must resolve inside the root, also through
+    /// chains of links that are each harmless alone, and also when a link
+    /// dangles (a missing component counts as a directory someone may
+    /// create later, so `s/L -> ../x` plus `s/a -> L/../..` is refused
+    /// whether `x` exists or not).
     fn check_symlinks(&self) -> Result<()> {
-        let root = fs::canonicalize(&self.root)
-            .map_err(|e| RegistryError::io("resolving", &self.root, e))?;
-        let mut stack = vec![self.root.clone()];
+        let mut stack = vec![PathBuf::new()];
         while let Some(dir) = stack.pop() {
-            let rd = fs::read_dir(&dir).map_err(|e| RegistryError::io("reading", &dir, e))?;
+            let full = self.root.join(&dir);
+            let rd = fs::read_dir(&full).map_err(|e| RegistryError::io("reading", &full, e))?;
             for ent in rd {
-                let ent = ent.map_err(|e| RegistryError::io("reading", &dir, e))?;
-                let p = ent.path();
+                let ent = ent.map_err(|e| RegistryError::io("reading", &full, e))?;
+                let rel = dir.join(ent.file_name());
                 let ft = ent
                     .file_type()
-                    .map_err(|e| RegistryError::io("reading", &p, e))?;
+                    .map_err(|e| RegistryError::io("reading", ent.path(), e))?;
                 if ft.is_dir() {
-                    stack.push(p);
+                    stack.push(rel);
                 } else if ft.is_symlink()
-                    && let Ok(resolved) = fs::canonicalize(&p)
-                    && !resolved.starts_with(&root)
+                    && let Some(rule) = self.resolve_in_root(&rel)?
                 {
-                    let rel = p.strip_prefix(&self.root).unwrap_or(&p);
-                    return Err(self.reject(
-                        &rel.to_string_lossy(),
-                        "symlink resolves outside the destination (through another link)",
-                    ));
+                    return Err(self.reject(&rel.to_string_lossy(), rule));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Walks `rel` as the kernel would, following the links found under the
+    /// root; `Some(rule)` when the walk leaves the root or loops.
+    fn resolve_in_root(&self, rel: &Path) -> Result<Option<&'static str>> {
+        const MAX_LINKS: usize = 40; // the kernel's limit (ELOOP)
+        const OUTSIDE: &str = "symlink resolves outside the destination (through another link)";
+        // Components still to walk, reversed (the next one is at the end);
+        // `None` is `..`.
+        fn steps(p: &Path) -> Option<Vec<Option<std::ffi::OsString>>> {
+            let mut out = Vec::new();
+            for c in p.components() {
+                match c {
+                    Component::Normal(n) => out.push(Some(n.to_os_string())),
+                    Component::ParentDir => out.push(None),
+                    Component::CurDir => {}
+                    Component::RootDir | Component::Prefix(_) => return None,
+                }
+            }
+            out.reverse();
+            Some(out)
+        }
+        let Some(mut todo) = steps(rel) else {
+            return Ok(Some(OUTSIDE));
+        };
+        let mut at = PathBuf::new();
+        let mut links = 0;
+        while let Some(step) = todo.pop() {
+            let Some(name) = step else {
+                if !at.pop() {
+                    return Ok(Some(OUTSIDE));
+                }
+                continue;
+            };
+            at.push(name);
+            let full = self.root.join(&at);
+            if !fs::symlink_metadata(&full).is_ok_and(|m| m.file_type().is_symlink()) {
+                continue;
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Ok(Some("symlink loop (more than 40 links to follow)"));
+            }
+            let target =
+                fs::read_link(&full).map_err(|e| RegistryError::io("reading", &full, e))?;
+            let Some(more) = steps(&target) else {
+                return Ok(Some(OUTSIDE));
+            };
+            at.pop();
+            todo.extend(more);
+        }
+        Ok(None)
     }
 }
 

@@ -166,3 +166,35 @@ fn other_rules() {
         assert_eq!(e.rule, *rule, "{from} -> {to}: {e}");
     }
 }
+
+/// A version becomes a directory name (`packages/<name>/<version>`): one
+/// that could leave that directory is refused, pointing at the value.
+#[test]
+fn unsafe_version_is_pointed_at() {
+    for bad in [
+        "../../../tmp/x",
+        "..",
+        "1.0/../../x",
+        "/etc",
+        "1.0.0/evil",
+        ".hidden",
+        "1..2",
+        "1.0 beta",
+        "1.0\\\\x",
+    ] {
+        let text = GOOD.replace("version = \"1.0.0\"", &format!("version = \"{bad}\""));
+        assert_ne!(text, GOOD);
+        let e = err(&text);
+        assert_eq!(e.rule, "index::version", "{bad}: {e}");
+        assert_eq!(spanned(&text, &e), format!("\"{bad}\""), "{bad}");
+        assert_eq!(e.line_col.unwrap().0, 11, "{bad}");
+        assert!(e.help.contains("1.2.3"), "{}", e.help);
+        let shown = rendered(*e);
+        assert!(shown.contains("vimana::index::version"), "{shown}");
+    }
+    for good in ["1.0.0", "v0.21.5", "1.0.0-rc.1+build.5", "2024_05_01"] {
+        let text = GOOD.replace("version = \"1.0.0\"", &format!("version = \"{good}\""));
+        let idx = index::parse("test.toml", &text).unwrap();
+        assert_eq!(idx.packages[0].version, good);
+    }
+}

@@ -159,6 +159,42 @@ fn checksum_mismatch_installs_nothing() {
     assert!(err.contains("no workload named"), "{err}");
 }
 
+/// A third-party index whose version climbs out of `packages/<name>/`:
+/// refused when the repository is added (file, line and rule named), and
+/// nothing is written outside VIMANA_HOME.
+#[test]
+fn version_that_leaves_vimana_home_is_refused() {
+    let env = Env::new();
+    let pkg = env.home().join("pkgsrc");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let index = repo(&pkg, None);
+    // packages/counter-node/../../../<escape> is the parent of VIMANA_HOME.
+    let escape = format!("vimana-escape-{}", std::process::id());
+    let outside = env.home().parent().unwrap().join(&escape);
+    let text = std::fs::read_to_string(&index).unwrap().replace(
+        "version = \"0.1.0\"",
+        &format!("version = \"../../../{escape}\""),
+    );
+    std::fs::write(&index, text).unwrap();
+    let added = env.run(&["repo", "add", "local", &index.to_string_lossy()]);
+    let run = env.run(&["run", "counter-node", "light"]);
+    let escaped = outside.exists();
+    let _ = std::fs::remove_dir_all(&outside);
+    assert!(
+        !escaped,
+        "the package was installed at {}",
+        outside.display()
+    );
+    let err = String::from_utf8_lossy(&added.stderr);
+    assert!(!added.status.success(), "repo add accepted it: {err}");
+    assert!(
+        err.contains("index::version") && err.contains("index.toml:11:") && err.contains("1.2.3"),
+        "{err}"
+    );
+    assert!(!run.status.success());
+    assert!(!env.home().join("packages").exists());
+}
+
 /// A static HTTP server on loopback (Python's http.server), killed on drop.
 struct HttpServer {
     child: std::process::Child,

@@ -149,22 +149,37 @@ fn check_name(cx: &Ctx<'_>, name: &Spanned<String>, what: &str) -> Result<(), Bo
     ))
 }
 
-fn nonempty(cx: &Ctx<'_>, s: &Spanned<String>, what: &str) -> Result<(), Box<IndexError>> {
-    if !s.get_ref().trim().is_empty() {
+/// Whether `v` is a safe version string: it becomes one directory name
+/// (`packages/<name>/<version>`), so an ASCII letter or digit first, then
+/// letters, digits, `.`, `_`, `+` and `-`, no `..`, at most 64 characters.
+/// Every semver version (and `v1.2.3`, dates) passes.
+pub(crate) fn is_version(v: &str) -> bool {
+    v.len() <= 64
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+        && !v.contains("..")
+}
+
+fn check_version(cx: &Ctx<'_>, v: &Spanned<String>) -> Result<(), Box<IndexError>> {
+    if is_version(v.get_ref()) {
         return Ok(());
     }
     Err(cx.err(
-        "index::empty",
-        s.span(),
-        format!("{what} is empty"),
-        "empty",
-        format!("give a {what}"),
+        "index::version",
+        v.span(),
+        format!(
+            "invalid version {:?}: it names the package's install directory",
+            v.get_ref()
+        ),
+        "must match ^[A-Za-z0-9][A-Za-z0-9._+-]*$ without \"..\", at most 64 characters",
+        "use a version like 1.2.3 (semver: 1.2.3-rc.1+build.5); no '/', '..' or spaces",
     ))
 }
 
 fn package(cx: &Ctx<'_>, p: RawPackage) -> Result<Package, Box<IndexError>> {
     check_name(cx, &p.name, "package name")?;
-    nonempty(cx, &p.version, "version")?;
+    check_version(cx, &p.version)?;
     for tag in &p.tags {
         check_name(cx, tag, "tag")?;
     }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -45,7 +45,8 @@ pub async fn run(home: &Home, client: &Client, out: OutputFormat, a: RunArgs) ->
     if let Some(w) = client.workload(&name.to_string()).await? {
         return again(client, out, w, &package, &a).await;
     }
-    let bin = install(home, &resolved).await?;
+    let (dir, bin) = resolved.install_paths(&home.root).map_err(report)?;
+    install(home, &resolved, &dir, &bin).await?;
     let store = home.root.join("stores").join(name.as_str());
     let render = |t: &[String]| -> Result<Vec<String>> {
         resolved
@@ -190,17 +191,11 @@ fn describe(p: Option<&PackageRef>) -> String {
     }
 }
 
-/// Downloads (cached, resumed, verified) and unpacks the artifact once;
-/// returns the node binary.
-async fn install(home: &Home, r: &Resolved) -> Result<PathBuf> {
-    let dir = home
-        .root
-        .join("packages")
-        .join(&r.package.name)
-        .join(&r.package.version);
-    let bin = dir.join(&r.artifact.bin);
+/// Downloads (cached, resumed, verified) and unpacks the artifact once into
+/// `dir`, which then holds `bin` (both from [`Resolved::install_paths`]).
+async fn install(home: &Home, r: &Resolved, dir: &Path, bin: &Path) -> Result<()> {
     if bin.exists() {
-        return Ok(bin);
+        return Ok(());
     }
     let bar = progress_bar(&r.url);
     let tick = |done: u64, total: Option<u64>| {
@@ -231,9 +226,9 @@ async fn install(home: &Home, r: &Resolved) -> Result<PathBuf> {
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    vimana_registry::unpack(&got.path, r.artifact.format, &dir, &r.artifact.bin).map_err(report)?;
+    vimana_registry::unpack(&got.path, r.artifact.format, dir, &r.artifact.bin).map_err(report)?;
     if !bin.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(dir);
         bail!(
             "the artifact of {} {} has no {:?} inside; the package index is wrong",
             r.package.name,
@@ -241,7 +236,7 @@ async fn install(home: &Home, r: &Resolved) -> Result<PathBuf> {
             r.artifact.bin
         );
     }
-    Ok(bin)
+    Ok(())
 }
 
 fn progress_bar(url: &str) -> Option<indicatif::ProgressBar> {
@@ -285,16 +280,20 @@ fn run_init(argv: &[String], store: &Path) -> Result<()> {
     }
 }
 
+/// The program of the start command: absolute as given, else inside the
+/// package (beside `bin`, never above it), else a plain name on PATH.
 fn absolute_command(first: &str, bin: &Path) -> Result<String> {
-    let p = Path::new(first);
-    if p.is_absolute() {
+    if Path::new(first).is_absolute() {
         return Ok(first.to_string());
     }
     if let Some(dir) = bin.parent() {
-        let inside = dir.join(p);
+        let inside = vimana_registry::join_inside(dir, first, "start command").map_err(report)?;
         if inside.exists() {
             return Ok(inside.to_string_lossy().into_owned());
         }
+    }
+    if first.contains('/') {
+        bail!("the start command {first:?} is not in the package");
     }
     match vimana_host::which(first) {
         Some(found) => Ok(found.to_string_lossy().into_owned()),
