@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use vimana_listen::ConnLimits;
 
 use crate::ca::LocalCa;
 use crate::error::GatewayError;
@@ -24,6 +25,9 @@ pub struct GatewayConfig {
     pub deadline_grace: Duration,
     /// How long a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// Connection cap, header-read and idle timeouts, HTTP/2 keepalive of
+    /// both listeners (each listener has its own cap).
+    pub connections: ConnLimits,
     /// Issues certificates for domains without their own TLS material;
     /// without it such domains cannot be reached over TLS.
     pub local_ca: Option<Arc<LocalCa>>,
@@ -35,6 +39,7 @@ impl Default for GatewayConfig {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             deadline_grace: Duration::from_millis(200),
             handshake_timeout: Duration::from_secs(10),
+            connections: ConnLimits::default(),
             local_ca: None,
         }
     }
