@@ -3,6 +3,13 @@
 //! address (loopback included) on the host port to the guest, and the
 //! claims of every VM in `<state_dir>/forwards.json`, so two VMs never get
 //! the same host port.
+//!
+//! Forwards from loopback need `route_localnet` on the bridge, which also
+//! lets a guest that routes 127.0.0.0/8 to the bridge reach every service
+//! bound to the host's loopback (CVE-2020-8558). The guard table
+//! ([`localnet_guard_ruleset`]) is applied before `route_localnet` is
+//! turned on and drops such packets; only the replies of the DNATed
+//! forwards pass.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +19,24 @@ use std::path::{Path, PathBuf};
 use crate::model::{PortForward, Protocol};
 
 use super::error::NetError;
+
+/// The nftables table (family `ip`) that keeps guests off the host's
+/// loopback once `route_localnet` is on.
+pub const LOCALNET_GUARD_TABLE: &str = "vimana-localnet";
+
+/// Drops what arrives from `bridge` for 127.0.0.0/8 unless it belongs to a
+/// DNATed connection (the replies of a loopback forward, de-NATed back to
+/// 127.0.0.1 before the input hook).
+pub fn localnet_guard_ruleset(table: &str, bridge: &str) -> String {
+    format!(
+        "table ip {table} {{\n\
+         \tchain input {{\n\
+         \t\ttype filter hook input priority filter; policy accept;\n\
+         \t\tiifname \"{bridge}\" ip daddr 127.0.0.0/8 ct status & dnat != dnat drop\n\
+         \t}}\n\
+         }}"
+    )
+}
 
 /// The nftables table (family `ip`) with the forwards of the VM on `tap`.
 pub fn forward_table(tap: &str) -> String {

@@ -44,7 +44,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use error::NetError;
-pub use forwards::{ForwardBook, forward_ruleset, forward_table};
+pub use forwards::{
+    ForwardBook, LOCALNET_GUARD_TABLE, forward_ruleset, forward_table, localnet_guard_ruleset,
+};
 pub use ipam::{Ipam, Subnet};
 pub use netlink::NetlinkOps;
 pub use ops::NetOps;
@@ -349,6 +351,10 @@ impl BridgeNetwork {
         self.forwards.claim(vm, forwards)?;
         let applied = async {
             self.ops.enable_ip_forward().await?;
+            // The guard first: route_localnet without it opens the host's
+            // loopback to every guest on the bridge.
+            let guard = localnet_guard_ruleset(LOCALNET_GUARD_TABLE, &self.settings.bridge);
+            self.ops.nft_apply(LOCALNET_GUARD_TABLE, &guard).await?;
             self.ops
                 .enable_route_localnet(&self.settings.bridge)
                 .await?;
@@ -478,16 +484,18 @@ impl BridgeNetwork {
         }
     }
 
-    /// Removes the NAT table and the bridge (nothing may be attached).
+    /// Removes the NAT table and the bridge (nothing may be attached), then
+    /// the loopback guard (its `route_localnet` went with the bridge).
     pub async fn teardown(&self) -> Result<(), NetError> {
         let _guard = self.lock.lock().await;
         if self.settings.nat && self.ops.nft_available() {
             self.ops.nft_remove(NFT_TABLE).await?;
         }
-        self.ops
-            .delete_link(&self.settings.bridge)
-            .await
-            .map(|_| ())
+        self.ops.delete_link(&self.settings.bridge).await?;
+        if self.ops.nft_available() {
+            self.ops.nft_remove(LOCALNET_GUARD_TABLE).await?;
+        }
+        Ok(())
     }
 }
 

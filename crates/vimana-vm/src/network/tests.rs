@@ -433,6 +433,20 @@ async fn forwards_get_a_dnat_table_and_are_claimed_once() {
             "{rules}"
         );
         assert_eq!(s.route_localnet, vec!["vimana0".to_string()]);
+        // route_localnet only behind the guard that keeps guests off the
+        // host's loopback (CVE-2020-8558).
+        let guard = &s.nft_tables[LOCALNET_GUARD_TABLE];
+        assert!(
+            guard
+                .contains("iifname \"vimana0\" ip daddr 127.0.0.0/8 ct status & dnat != dnat drop"),
+            "{guard}"
+        );
+        let at = |c: &str| s.calls.iter().position(|x| x == c).unwrap();
+        assert!(
+            at(&format!("nft_apply {LOCALNET_GUARD_TABLE}")) < at("enable_route_localnet vimana0"),
+            "{:?}",
+            s.calls
+        );
     }
     // Another VM cannot take the port; nothing of it is left behind.
     let err = net

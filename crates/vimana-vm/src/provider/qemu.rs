@@ -99,7 +99,12 @@ impl Qemu {
         match &spec.net {
             NetSpec::None => {}
             NetSpec::User { forwards } => {
-                let mut n = String::from("user,id=n0");
+                // restrict=on: slirp maps 10.0.2.2 to the host's
+                // 127.0.0.1, so an unrestricted guest reaches every service
+                // on the host's loopback (the daemon's TCP API, the
+                // gateway). Restricted, the guest reaches neither the host
+                // nor the outside; the declared forwards still work.
+                let mut n = String::from("user,id=n0,restrict=on");
                 for f in forwards {
                     let proto = match f.protocol {
                         Protocol::Tcp => "tcp",

@@ -97,7 +97,7 @@ fn tcg_user_net_with_forwards_and_read_only_extra_drive() {
     assert!(has_pair(
         &argv,
         "-netdev",
-        "user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:5353-:53"
+        "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:5353-:53"
     ));
     assert!(has_pair(&argv, "-device", "virtio-net-device,netdev=n0"));
     assert_eq!(
