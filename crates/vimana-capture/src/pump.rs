@@ -116,9 +116,10 @@ fn saved_offset(p: &Path) -> u64 {
 /// `skip_first` skips the first line of a file read from its start;
 /// `classify` may turn lines into structured records.
 ///
-/// The raw file is emptied once everything in it was copied and it grew
+/// The raw file is emptied once everything in it was read and it grew
 /// past [`RAW_MAX`] (the writer appends, so it simply continues at the new
-/// end).
+/// end); a line without a newline is cut at [`crate::tail::MAX_LINE`], so
+/// neither memory nor the raw file grows without bound.
 pub fn spawn_pump(
     file: PathBuf,
     stream: LogStream,
@@ -147,8 +148,7 @@ fn spawn_with(
             let line = match tail.try_next_line().await {
                 Ok(Some(l)) => l,
                 Ok(None) => {
-                    if tail.offset() > raw_max && truncate_if_drained(&file, tail.offset()) {
-                        tail = TailFollower::new(&file, 0).with_poll_interval(POLL);
+                    if tail.truncate_if_drained(raw_max) {
                         saved = 0;
                         let _ = tokio::fs::write(pos_path(&file), "0").await;
                     } else if tail.offset() != saved {
@@ -175,17 +175,6 @@ fn spawn_with(
             }
         }
     })
-}
-
-/// Empties `file` if nothing was appended past `offset`.
-fn truncate_if_drained(file: &Path, offset: u64) -> bool {
-    let Ok(f) = std::fs::OpenOptions::new().write(true).open(file) else {
-        return false;
-    };
-    match f.metadata() {
-        Ok(m) if m.len() == offset => f.set_len(0).is_ok(),
-        _ => false,
-    }
 }
 
 fn write_line(sink: &LineSink, stream: LogStream, classify: Option<Classifier>, line: String) {
@@ -271,6 +260,44 @@ mod tests {
         assert_eq!(recs[0].2, "hello");
         assert_eq!(recs[1].0, LogStream::Stderr);
         assert_eq!(recs.len(), 3);
+    }
+
+    /// A process that only ever prints `\r` progress updates: its lines
+    /// arrive cut at `MAX_LINE` and the raw file is still emptied.
+    #[tokio::test]
+    async fn a_progress_bar_without_newlines_is_cut_and_its_raw_file_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lines, sink) = recorder();
+        let raw = dir.path().join("w.stdout");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&raw)
+            .unwrap();
+        let task = spawn_with(raw.clone(), LogStream::Stdout, sink, false, None, 64 * 1024);
+        let mut written = 0usize;
+        for i in 0..20_000u32 {
+            let update = format!("\r{:>5}/20000 [{}]", i, "#".repeat((i % 50) as usize));
+            f.write_all(update.as_bytes()).unwrap();
+            written += update.len();
+            if i % 1000 == 0 {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let len = || std::fs::metadata(&raw).unwrap().len() as usize;
+        while len() >= written - crate::tail::MAX_LINE || lines.lock().unwrap().len() < 20 {
+            assert!(
+                Instant::now() < deadline,
+                "raw file never emptied: {} of {written} bytes, {} lines",
+                len(),
+                lines.lock().unwrap().len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        task.abort();
+        let recs = lines.lock().unwrap().clone();
+        assert!(recs.iter().all(|r| r.2.len() <= crate::tail::MAX_LINE));
     }
 
     #[tokio::test]
