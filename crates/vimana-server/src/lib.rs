@@ -45,8 +45,12 @@ pub use resources::{
     parse_apply_resources, parse_delete_resource, parse_delete_resources, parse_get_resources,
     parse_kind,
 };
-pub use serve::{serve_tcp, serve_tcp_listener, serve_unix};
+pub use serve::{
+    serve_tcp, serve_tcp_listener, serve_tcp_listener_with, serve_tcp_with, serve_unix,
+    serve_unix_with,
+};
 pub use system::SystemInfo;
+pub use vimana_listen::ConnLimits;
 pub use workloads::{
     parse_delete_workload, parse_get_workload, parse_list_workloads, parse_put_workload,
     parse_stop_workload,

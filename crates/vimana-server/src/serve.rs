@@ -1,5 +1,6 @@
 //! Serving the router on a unix socket (no token, mode 0600) or on TCP
-//! (bearer token required), with graceful shutdown.
+//! (bearer token required), within connection limits (vimana-listen:
+//! cap, header-read and idle timeouts), with graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,10 +9,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::Listener;
+use http::Request;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
+use tower::ServiceExt;
 use vimana_core::CoreApi;
+use vimana_listen::{Accept, CancellationToken, ConnLimits};
 
 use crate::error::ServerError;
 use crate::{Shutdown, build_router};
@@ -48,6 +53,16 @@ pub async fn serve_unix(
     core: Arc<dyn CoreApi>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_unix_with(path, core, ConnLimits::default(), shutdown).await
+}
+
+/// Like [`serve_unix`], within `limits` (connection cap, timeouts).
+pub async fn serve_unix_with(
+    path: &Path,
+    core: Arc<dyn CoreApi>,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     remove_stale_socket(path)?;
     let listener = UnixListener::bind(path).map_err(|source| ServerError::Bind {
         addr: path.display().to_string(),
@@ -64,7 +79,7 @@ pub async fn serve_unix(
     tracing::info!(socket = %path.display(), "API listening on unix socket");
     let (tx, rx) = watch::channel(false);
     let app = build_router(core, None, Shutdown::new(rx));
-    let result = run(listener, app, shutdown, tx).await;
+    let result = run(listener, app, limits, shutdown, tx).await;
     if result.is_ok() {
         let _ = std::fs::remove_file(path);
     }
@@ -79,6 +94,17 @@ pub async fn serve_tcp(
     token: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_tcp_with(addr, core, token, ConnLimits::default(), shutdown).await
+}
+
+/// Like [`serve_tcp`], within `limits` (connection cap, timeouts).
+pub async fn serve_tcp_with(
+    addr: SocketAddr,
+    core: Arc<dyn CoreApi>,
+    token: String,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     if token.is_empty() {
         return Err(ServerError::EmptyToken);
     }
@@ -88,7 +114,7 @@ pub async fn serve_tcp(
             addr: addr.to_string(),
             source,
         })?;
-    serve_tcp_listener(listener, core, token, shutdown).await
+    serve_tcp_listener_with(listener, core, token, limits, shutdown).await
 }
 
 /// Like [`serve_tcp`] on an already bound listener (e.g. port 0 in tests).
@@ -96,6 +122,17 @@ pub async fn serve_tcp_listener(
     listener: TcpListener,
     core: Arc<dyn CoreApi>,
     token: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    serve_tcp_listener_with(listener, core, token, ConnLimits::default(), shutdown).await
+}
+
+/// Like [`serve_tcp_listener`], within `limits` (connection cap, timeouts).
+pub async fn serve_tcp_listener_with(
+    listener: TcpListener,
+    core: Arc<dyn CoreApi>,
+    token: String,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     if token.is_empty() {
@@ -106,27 +143,34 @@ pub async fn serve_tcp_listener(
     }
     let (tx, rx) = watch::channel(false);
     let app = build_router(core, Some(token), Shutdown::new(rx));
-    run(listener, app, shutdown, tx).await
+    run(listener, app, limits, shutdown, tx).await
 }
 
 async fn run<L>(
     listener: L,
     app: Router,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     stop_streams: watch::Sender<bool>,
 ) -> Result<(), ServerError>
 where
-    L: Listener,
-    L::Addr: std::fmt::Debug,
+    L: Accept,
 {
-    let signal = async move {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    let signal = tokio::spawn(async move {
         shutdown.await;
         // End streaming responses so graceful shutdown does not wait on
         // `follow` clients.
         let _ = stop_streams.send(true);
-    };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await
-        .map_err(ServerError::Serve)
+        cancel.cancel();
+    });
+    vimana_listen::serve(listener, limits, token, move |io, _peer, conn| {
+        let app = app.clone();
+        let service = service_fn(move |req: Request<Incoming>| app.clone().oneshot(req));
+        vimana_listen::serve_http(io, service, conn)
+    })
+    .await;
+    signal.abort();
+    Ok(())
 }
