@@ -9,7 +9,34 @@ cd "$(dirname "$0")/.."
 # the target directory and filled a CI machine's disk once).
 export CARGO_INCREMENTAL=0
 
-echo "== installing test dependencies"
+# Each stage prints its wall time when it ends, and the run closes with a
+# table of all of them (CI's limit is 90 minutes; see README).
+RUN_START=$SECONDS
+STAGE_NAME=
+STAGE_START=$SECONDS
+STAGE_TIMES=()
+end_stage() {
+    [ -n "$STAGE_NAME" ] || return 0
+    local took=$((SECONDS - STAGE_START))
+    STAGE_TIMES+=("$(printf '%-28s %5d s' "$STAGE_NAME" "$took")")
+    echo "== $STAGE_NAME: ${took} s"
+    STAGE_NAME=
+}
+stage() {
+    end_stage
+    STAGE_NAME=$1
+    STAGE_START=$SECONDS
+    echo "== $1"
+}
+print_stage_times() {
+    end_stage
+    echo "== stage times"
+    printf '   %s\n' "${STAGE_TIMES[@]}"
+    echo "   total                        $((SECONDS - RUN_START)) s"
+}
+trap print_stage_times EXIT
+
+stage "installing test dependencies"
 bash scripts/install-test-deps.sh
 
 for tool in "cargo fmt" "cargo clippy"; do
@@ -19,19 +46,25 @@ for tool in "cargo fmt" "cargo clippy"; do
     fi
 done
 
-echo "== cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all --check
 
-echo "== cargo clippy"
+stage "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "== cargo build"
+stage "cargo build"
 cargo build --workspace --all-targets
 
-echo "== cargo test"
+stage "cargo test"
 mkdir -p target
-set -o pipefail
+set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
+test_status=${PIPESTATUS[0]}
+set -e
+
+# Stage times first, so the suite's closing line stays the last line.
+trap - EXIT
+print_stage_times
 
 # One closing line for the whole suite (libtest's per-binary lines and the
 # e2e harness's "e2e: N passed; M failed" line, summed).
@@ -40,3 +73,4 @@ awk '
     /^e2e: [0-9]+ passed/ { p += $2; f += $4 }
     END { printf "%d passed, %d failed\n", p, f }
 ' target/test-output.log
+exit "$test_status"

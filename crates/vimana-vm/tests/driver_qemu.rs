@@ -26,69 +26,23 @@ mod oci;
 /// One guest at a time: TCG is CPU-bound on this small machine.
 static VM_SLOT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn unavailable<T>(reason: String) -> Option<T> {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "VM test prerequisites: {reason}"
-    );
-    eprintln!("SKIP: {reason}");
-    None
-}
-
-/// Runs a repo script and returns the lines it printed on stdout.
-fn script(name: &str) -> Result<Vec<String>, String> {
-    let path = repo().join("scripts").join(name);
-    let out = Command::new("bash")
-        .arg(&path)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect())
-}
-
 struct Parts {
     kernel: PathBuf,
+    release: String,
     agent: PathBuf,
 }
 
+/// QEMU, vhost-device-vsock, the kernel and the static agent, through the
+/// shared test kit (skips with the reason, fails under `CI`).
 fn parts() -> Option<Parts> {
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return unavailable("qemu-system-x86_64 missing (apt-get install qemu-system-x86)".into());
-    }
-    let host = vimana_vm::provider::HostFacts::from_env(Ok(()));
-    if host.find(Path::new("vhost-device-vsock")).is_none() {
-        return unavailable("vhost-device-vsock missing (cargo install vhost-device-vsock)".into());
-    }
-    let assets = match script("vm-test-assets.sh") {
-        Ok(lines) => lines,
-        Err(e) => return unavailable(e),
-    };
-    let kernel = assets
-        .iter()
-        .find_map(|l| l.strip_prefix("KERNEL="))
-        .map(PathBuf::from)?;
-    let agent = match script("build-agent.sh") {
-        Ok(lines) => PathBuf::from(lines.last()?.trim()),
-        Err(e) => return unavailable(e),
-    };
-    Some(Parts { kernel, agent })
+    vimana_testkit::require(vimana_testkit::vm_prerequisites())?;
+    let assets = vimana_testkit::require(vimana_testkit::vm_assets())?;
+    let agent = vimana_testkit::require(vimana_testkit::static_agent())?;
+    Some(Parts {
+        release: assets.release(),
+        kernel: assets.kernel,
+        agent,
+    })
 }
 
 struct Rig {
@@ -179,15 +133,6 @@ fn config() -> VmConfig {
     }
 }
 
-fn kernel_release(kernel: &Path) -> String {
-    kernel
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boots_execs_readopts_and_stops() {
     let Some(parts) = parts() else { return };
@@ -210,7 +155,7 @@ async fn boots_execs_readopts_and_stops() {
     assert!(out.exit.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        kernel_release(&parts.kernel)
+        parts.release.clone()
     );
     let detail = vm.probe().await.unwrap();
     assert!(
@@ -391,7 +336,7 @@ fn bridge_networking_in_a_private_netns() {
     let ns = format!("vmb-{}", std::process::id());
     let made = Command::new("ip").args(["netns", "add", &ns]).status();
     if !made.is_ok_and(|s| s.success()) {
-        unavailable::<()>(format!(
+        vimana_testkit::unavailable::<()>(format!(
             "cannot create network namespace {ns} (root needed)"
         ));
         return;
@@ -500,6 +445,21 @@ async fn bridge_inner() {
     };
     assert!(listed(&table), "no nftables table {table}");
 
+    // A guest that routes 127.0.0.0/8 to the bridge (and accepts loopback
+    // sources) does not reach a listener on the host's 127.0.0.1.
+    let secret = loopback_secret();
+    let probe = format!(
+        "ip addr flush dev lo; ip route add 127.0.0.0/8 via 10.88.0.1 dev eth0; \
+         echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet; \
+         echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet; \
+         busybox nc -w 3 127.0.0.1 {secret} < /dev/null; true"
+    );
+    let got = stdout_of(&agent, &["sh", "-c", probe.as_str()]).await;
+    assert!(
+        !got.contains(SECRET),
+        "the guest reached the host's 127.0.0.1:{secret}: {got:?}"
+    );
+
     // Stop releases the TAP, the address and the forward.
     vm.stop().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -513,6 +473,23 @@ async fn bridge_inner() {
     let claims =
         std::fs::read_to_string(rig.state_dir.join("net/forwards.json")).unwrap_or_default();
     assert!(!claims.contains("vm-net"), "{claims}");
+}
+
+/// What [`loopback_secret`] answers.
+const SECRET: &str = "host-loopback-only";
+
+/// A listener on the host's 127.0.0.1 that greets every connection with
+/// [`SECRET`]; its port. Guests must never read it.
+fn loopback_secret() -> u16 {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(SECRET.as_bytes());
+        }
+    });
+    port
 }
 
 /// Starts busybox `httpd` on port 8080 in the guest, serving `text` as
@@ -572,7 +549,7 @@ async fn http_get(host: &'static str, port: u16) -> String {
 async fn boots_from_a_drive_without_an_agent_on_it() {
     let Some(parts) = parts() else { return };
     if Command::new("mkfs.ext4").arg("-V").output().is_err() {
-        unavailable::<()>("mkfs.ext4 missing (apt-get install e2fsprogs)".into());
+        vimana_testkit::unavailable::<()>("mkfs.ext4 missing (apt-get install e2fsprogs)");
         return;
     }
     let _slot = VM_SLOT.lock().await;
@@ -649,9 +626,8 @@ async fn boots_from_a_drive_without_an_agent_on_it() {
 async fn boots_from_a_registry_image() {
     let Some(parts) = parts() else { return };
     if !Path::new(oci::REGISTRY_BIN).exists() || oci::tool("mkfs.ext4").is_none() {
-        unavailable::<()>(
-            "docker-registry or mkfs.ext4 missing (apt-get install docker-registry e2fsprogs)"
-                .into(),
+        vimana_testkit::unavailable::<()>(
+            "docker-registry or mkfs.ext4 missing (apt-get install docker-registry e2fsprogs)",
         );
         return;
     }
@@ -712,7 +688,8 @@ async fn boots_from_a_registry_image() {
 
 /// `user` networking: QEMU's slirp with a port forward. The guest sets up
 /// eth0 for slirp from the command line, and a connection to the host's
-/// loopback port reaches a web server inside the guest.
+/// loopback port reaches a web server inside the guest; the guest cannot
+/// reach the host's loopback through slirp's 10.0.2.2 (`restrict=on`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_networking_forwards_a_host_port_into_the_guest() {
     let Some(parts) = parts() else { return };
@@ -749,6 +726,15 @@ async fn user_networking_forwards_a_host_port_into_the_guest() {
 
     let body = http_get("127.0.0.1", host_port).await;
     assert!(body.contains("hello-from-the-guest"), "{body}");
+
+    // slirp's 10.0.2.2 is not the host's loopback for the guest.
+    let secret = loopback_secret();
+    let probe = format!("busybox nc -w 3 10.0.2.2 {secret} < /dev/null; true");
+    let got = stdout_of(&agent, &["sh", "-c", probe.as_str()]).await;
+    assert!(
+        !got.contains(SECRET),
+        "the guest reached the host's 127.0.0.1:{secret} via 10.0.2.2: {got:?}"
+    );
     vm.stop().await.unwrap();
 }
 

@@ -10,6 +10,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use vimana_testkit::VmAssets as Assets;
 use vimana_vm::initramfs::{
     self, DEFAULT_MODULES, InitramfsSpec, MODULE_FAILED_PREFIX, MODULES_OK_MARKER, READY_MARKER,
 };
@@ -28,55 +29,19 @@ fn vm_slot() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-struct Assets {
-    kernel: PathBuf,
-    modules: PathBuf,
-}
-
-/// Skips (returns `None`, printing why) or, with `CI` set, fails.
-fn unavailable(reason: String) -> Option<Assets> {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "VM test prerequisites: {reason}"
-    );
-    eprintln!("skipping: {reason}");
-    None
-}
-
+/// QEMU, busybox and the kernel (skips with the reason, fails under `CI`).
 fn assets() -> Option<Assets> {
-    if Command::new(QEMU).arg("--version").output().is_err() {
-        return unavailable(format!("{QEMU} missing (apt-get install qemu-system-x86)"));
+    if !vimana_testkit::runs(QEMU) {
+        return vimana_testkit::unavailable(format!(
+            "{QEMU} missing (apt-get install qemu-system-x86)"
+        ));
     }
     if !Path::new(BUSYBOX).exists() {
-        return unavailable(format!(
+        return vimana_testkit::unavailable(format!(
             "{BUSYBOX} missing (apt-get install busybox-static)"
         ));
     }
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/vm-test-assets.sh"
-    );
-    let out = match Command::new("bash").arg(script).output() {
-        Ok(out) if out.status.success() => out,
-        Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            return unavailable(format!("{script} failed: {}", err.trim()));
-        }
-        Err(e) => return unavailable(format!("cannot run {script}: {e}")),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let field = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(PathBuf::from)
-    };
-    match (field("KERNEL="), field("MODULES=")) {
-        (Some(kernel), Some(modules)) => Some(Assets { kernel, modules }),
-        _ => unavailable(format!(
-            "{script} printed no KERNEL=/MODULES= lines: {stdout}"
-        )),
-    }
+    vimana_testkit::require(vimana_testkit::vm_assets())
 }
 
 /// The host TSC rate in kHz for `tsc_early_khz=` (TCG calibration hangs

@@ -3,9 +3,9 @@
 //! → `system_powerdown` → `quit`. With `vhost-device-vsock` installed the
 //! sidecar is started per the plan and its hybrid socket must appear.
 //!
-//! Needs `qemu-system-x86_64` and a kernel (`target/vm-assets/kernel` from
-//! `scripts/vm-test-assets.sh`, else the unpacked Debian cloud kernel in
-//! /tmp/kpkg). Without them the test is skipped, unless `CI` is set.
+//! Needs `qemu-system-x86_64` and the kernel of `scripts/vm-test-assets.sh`
+//! (through `vimana_testkit::vm_assets`). Without them the test is skipped,
+//! unless `CI` is set.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,26 +19,7 @@ use vimana_vm::provider::{
     VsockSpec, execute_plan, host_tsc_khz, qmp::Qmp, vsock,
 };
 
-const FALLBACK_KERNEL: &str = "/tmp/kpkg/x/boot/vmlinuz-6.1.0-56-cloud-amd64";
 const READY: &str = "vimana-provider-test-ready";
-
-fn kernel() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(PathBuf::from(dir).join("vm-assets/kernel"));
-    }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/vm-assets/kernel"));
-    candidates.push(PathBuf::from(FALLBACK_KERNEL));
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-/// Skips (prints why) outside CI; fails in CI.
-fn skip(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("provider_qemu cannot run: {why}");
-    }
-    eprintln!("skipping provider_qemu: {why}");
-}
 
 /// An initramfs whose /init prints READY, ticks in the background and runs
 /// a shell on the console. `None` when no static busybox or cpio is here.
@@ -125,11 +106,13 @@ async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool
 async fn qemu_microvm_boots_and_answers_qmp_console_and_powerdown() {
     let host = HostFacts::from_env(Err("not needed: TCG".into()));
     let Some(qemu_bin) = host.find(Path::new("qemu-system-x86_64")) else {
-        return skip("qemu-system-x86_64 is not installed");
+        vimana_testkit::unavailable::<()>("qemu-system-x86_64 is not installed");
+        return;
     };
-    let Some(kernel) = kernel() else {
-        return skip("no kernel: run scripts/vm-test-assets.sh (target/vm-assets/kernel)");
+    let Some(assets) = vimana_testkit::require(vimana_testkit::vm_assets()) else {
+        return;
     };
+    let kernel = assets.kernel;
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     std::fs::create_dir_all(&run_dir).unwrap();

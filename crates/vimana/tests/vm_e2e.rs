@@ -30,78 +30,23 @@ static VM_SLOT: Mutex<()> = Mutex::new(());
 
 const NAME: &str = "vm-e2e";
 
-fn unavailable<T>(reason: String) -> Option<T> {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "VM test prerequisites: {reason}"
-    );
-    eprintln!("SKIP: {reason}");
-    None
-}
-
-/// Runs a repo script and returns the lines it printed on stdout.
-fn repo_script(name: &str) -> Result<Vec<String>, String> {
-    let path = common::repo().join("scripts").join(name);
-    let out = Command::new("bash")
-        .arg(&path)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect())
-}
-
 struct Parts {
     kernel: PathBuf,
     modules: PathBuf,
+    release: String,
     agent: PathBuf,
 }
 
+/// QEMU, vhost-device-vsock, the kernel and the static agent, through the
+/// shared test kit (skips with the reason, fails under `CI`).
 fn parts() -> Option<Parts> {
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return unavailable("qemu-system-x86_64 missing (apt-get install qemu-system-x86)".into());
-    }
-    let host = vimana_vm::provider::HostFacts::from_env(Ok(()));
-    if host.find(Path::new("vhost-device-vsock")).is_none() {
-        return unavailable("vhost-device-vsock missing (cargo install vhost-device-vsock)".into());
-    }
-    let assets = match repo_script("vm-test-assets.sh") {
-        Ok(lines) => lines,
-        Err(e) => return unavailable(e),
-    };
-    let value = |key: &str| {
-        assets
-            .iter()
-            .find_map(|l| l.strip_prefix(key))
-            .map(PathBuf::from)
-    };
-    let (Some(kernel), Some(modules)) = (value("KERNEL="), value("MODULES=")) else {
-        return unavailable(format!(
-            "scripts/vm-test-assets.sh printed no KERNEL=/MODULES= lines: {assets:?}"
-        ));
-    };
-    let agent = match repo_script("build-agent.sh") {
-        Ok(lines) => match lines.last() {
-            Some(l) => PathBuf::from(l.trim()),
-            None => return unavailable("scripts/build-agent.sh printed no path".into()),
-        },
-        Err(e) => return unavailable(e),
-    };
+    vimana_testkit::require(vimana_testkit::vm_prerequisites())?;
+    let assets = vimana_testkit::require(vimana_testkit::vm_assets())?;
+    let agent = vimana_testkit::require(vimana_testkit::static_agent())?;
     Some(Parts {
-        kernel,
-        modules,
+        release: assets.release(),
+        kernel: assets.kernel,
+        modules: assets.modules,
         agent,
     })
 }
@@ -254,15 +199,6 @@ fn vmm_processes(home: &Path) -> Vec<(i32, String)> {
         .into_iter()
         .filter(|(_, cmd)| !cmd.starts_with(env!("CARGO_BIN_EXE_vimana")))
         .collect()
-}
-
-fn kernel_release(kernel: &Path) -> String {
-    kernel
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .expect("kernel named vmlinuz-<release>")
-        .to_string()
 }
 
 /// Removes the VM and kills whatever the test's home still runs (QEMU and
@@ -466,7 +402,7 @@ fn a_vm_lives_through_the_cli_and_a_daemon_crash() {
     let _slot = VM_SLOT.lock().unwrap_or_else(|e| e.into_inner());
     let env = vm_env(&parts);
     let _cleanup = Cleanup { env: &env };
-    let release = kernel_release(&parts.kernel);
+    let release = parts.release.clone();
     let hac = env.home().join("hac.toml");
     std::fs::write(
         &hac,

@@ -11,27 +11,7 @@ use super::*;
 /// `lib/modules/<release>` of the test kernel, fetched by the script.
 /// Missing assets skip the test (printing why) unless `CI` is set.
 fn test_modules_dir() -> Option<PathBuf> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/vm-test-assets.sh"
-    );
-    let reason = match Command::new("bash").arg(script).output() {
-        Ok(out) if out.status.success() => {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            match stdout.lines().find_map(|l| l.strip_prefix("MODULES=")) {
-                Some(dir) => return Some(PathBuf::from(dir)),
-                None => format!("{script} printed no MODULES= line"),
-            }
-        }
-        Ok(out) => format!(
-            "{script} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => format!("cannot run {script}: {e}"),
-    };
-    assert!(std::env::var_os("CI").is_none(), "kernel assets: {reason}");
-    eprintln!("skipping: kernel assets unavailable: {reason}");
-    None
+    vimana_testkit::require(vimana_testkit::vm_assets()).map(|a| a.modules)
 }
 
 #[test]
