@@ -26,10 +26,16 @@ SYS_GOPATH=${SYS_GOPATH:-/usr/share/gocode}
 PLUGIN_PKG=vimana.local/go-spacecore
 HOST_PKG=vimana.local/go-host
 
-for tool in go protoc; do
-    command -v "$tool" >/dev/null 2>&1 ||
-        die "'$tool' not found; run scripts/install-test-deps.sh as root"
-done
+# The Go toolchain: /usr/local/go (Go 1.26 on this project's machines) when
+# it is there, whatever a PATH puts first (Debian's golang-go 1.19 also works
+# in GOPATH mode, but must not shadow the newer one); else `go` on PATH.
+# GO=/path/to/go overrides both.
+if [ -z "${GO:-}" ]; then
+    if [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; else GO=$(command -v go || true); fi
+fi
+[ -n "$GO" ] && [ -x "$GO" ] || die "no Go toolchain (install Go at /usr/local/go, or run scripts/install-test-deps.sh as root)"
+command -v protoc >/dev/null 2>&1 ||
+    die "'protoc' not found; run scripts/install-test-deps.sh as root"
 for dir in github.com/hashicorp/go-plugin google.golang.org/grpc google.golang.org/protobuf; do
     [ -d "$SYS_GOPATH/src/$dir" ] ||
         die "$SYS_GOPATH/src/$dir missing; run scripts/install-test-deps.sh as root"
@@ -89,7 +95,7 @@ if [ $need_plugin = 1 ] || [ $need_host = 1 ]; then
                google.golang.org/grpc/cmd/protoc-gen-go-grpc; do
         bin=$CACHE/bin/${gen##*/}
         if stale "$bin" "$SYS_GOPATH/src/$gen"/*.go; then
-            GOPATH=$GEN_GOPATH:$SYS_GOPATH go build -trimpath -o "$bin.tmp.$$" "$gen" ||
+            GOPATH=$GEN_GOPATH:$SYS_GOPATH "$GO" build -trimpath -o "$bin.tmp.$$" "$gen" ||
                 die "building $gen failed"
             mv -f "$bin.tmp.$$" "$bin"
         fi
@@ -113,11 +119,11 @@ if [ $need_plugin = 1 ] || [ $need_host = 1 ]; then
     # 3. The binaries.
     export GOPATH=$WORK:$SYS_GOPATH
     if [ $need_plugin = 1 ]; then
-        go build -trimpath -o "$PLUGIN_OUT.tmp.$$" "$PLUGIN_PKG" || die "building go-spacecore failed"
+        "$GO" build -trimpath -o "$PLUGIN_OUT.tmp.$$" "$PLUGIN_PKG" || die "building go-spacecore failed"
         mv -f "$PLUGIN_OUT.tmp.$$" "$PLUGIN_OUT"
     fi
     if [ $need_host = 1 ]; then
-        go build -trimpath -o "$HOST_OUT.tmp.$$" "$HOST_PKG" || die "building go-host failed"
+        "$GO" build -trimpath -o "$HOST_OUT.tmp.$$" "$HOST_PKG" || die "building go-host failed"
         mv -f "$HOST_OUT.tmp.$$" "$HOST_OUT"
     fi
 fi

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    golang-go
+    golang-go    # Go 1.19, a fallback only: scripts/build-go-spacecore.sh uses /usr/local/go (1.26) when present
     golang-github-hashicorp-go-plugin-dev
     golang-google-grpc-dev
     golang-google-protobuf-dev
