@@ -16,6 +16,8 @@ pub struct Config {
     #[serde(default)]
     pub gateway: GatewayConfig,
     #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
     pub images: ImagesConfig,
     #[serde(default)]
     pub wasm: WasmConfig,
@@ -51,6 +53,67 @@ pub struct GatewayConfig {
     pub h2c_listen: String,
     /// Largest gRPC request message accepted, in bytes.
     pub max_request_bytes: usize,
+    /// `[gateway.connections]`: limits of each gateway listener.
+    pub connections: ConnectionsConfig,
+}
+
+/// `[api]`: the REST API listeners (unix socket, `--listen` TCP).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// `[api.connections]`: limits of each API listener.
+    pub connections: ConnectionsConfig,
+}
+
+/// `[gateway.connections]` / `[api.connections]`: how many clients may be
+/// connected to one listener and how long they may take (docs/listeners.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Connections at once; beyond it new connections are closed (4096).
+    pub max_connections: usize,
+    /// Time for a request's headers, or a connection's first request (10 s).
+    pub header_read_timeout_ms: u64,
+    /// A connection without a request in flight this long is closed (120 s).
+    pub idle_timeout_ms: u64,
+    /// HTTP/2 ping interval (30 s).
+    pub keepalive_interval_ms: u64,
+    /// An unanswered HTTP/2 ping closes the connection after this (10 s).
+    pub keepalive_timeout_ms: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        let d = vimana_listen::ConnLimits::default();
+        let ms = |t: std::time::Duration| u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            max_connections: d.max_connections,
+            header_read_timeout_ms: ms(d.header_read_timeout),
+            idle_timeout_ms: ms(d.idle_timeout),
+            keepalive_interval_ms: ms(d.keepalive_interval),
+            keepalive_timeout_ms: ms(d.keepalive_timeout),
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    /// The validated limits; `section` (e.g. `[gateway.connections]`)
+    /// names where a bad value is.
+    pub fn limits(&self, section: &str) -> Result<vimana_listen::ConnLimits> {
+        use std::time::Duration;
+        let limits = vimana_listen::ConnLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            keepalive_interval: Duration::from_millis(self.keepalive_interval_ms),
+            keepalive_timeout: Duration::from_millis(self.keepalive_timeout_ms),
+            ..vimana_listen::ConnLimits::default()
+        };
+        limits
+            .validate()
+            .map_err(|why| anyhow::anyhow!("{section} in config.toml: {why}"))?;
+        Ok(limits)
+    }
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +122,7 @@ impl Default for GatewayConfig {
             tls_listen: "127.0.0.1:8443".into(),
             h2c_listen: "127.0.0.1:8080".into(),
             max_request_bytes: 4 << 20,
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -142,5 +206,37 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits_of_both_listeners_parse_and_bad_values_name_the_key() {
+        let text = "[gateway.connections]\nmax_connections = 100\nheader_read_timeout_ms = 1500\n\
+                    [api.connections]\nidle_timeout_ms = 0\n";
+        let config: Config = toml::from_str(text).unwrap();
+        let gw = config
+            .gateway
+            .connections
+            .limits("[gateway.connections]")
+            .unwrap();
+        assert_eq!(gw.max_connections, 100);
+        assert_eq!(gw.header_read_timeout.as_millis(), 1500);
+        assert_eq!(gw.idle_timeout.as_secs(), 120);
+        let err = config
+            .api
+            .connections
+            .limits("[api.connections]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[api.connections]")
+                && err.contains("idle_timeout_ms must be greater than 0"),
+            "{err}"
+        );
+        assert_eq!(Config::default().api.connections.max_connections, 4096);
     }
 }

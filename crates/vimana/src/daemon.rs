@@ -45,9 +45,11 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
     home.ensure()?;
     let _ = std::fs::set_permissions(&home.root, std::fs::Permissions::from_mode(0o700));
     let _ = nix::unistd::setsid();
-    raise_fd_limit();
     let _lock = lock(&home)?;
     let config = Config::load(&home.config())?;
+    let api_limits = config.api.connections.limits("[api.connections]")?;
+    let gateway_limits = config.gateway.connections.limits("[gateway.connections]")?;
+    raise_fd_limit(&api_limits, &gateway_limits, listen.is_some());
     let store = vimana_store::Store::open(&home.state())?;
     let logs = LogBook::new(home.logs(), Default::default())?;
     let d = &config.daemon;
@@ -58,19 +60,21 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
         healthy_reset: Duration::from_millis(d.healthy_reset_ms),
         ..CoreOptions::default()
     };
+    let vms = Arc::new(vm_driver(&home, &config));
     let core = Core::new(
         store,
         logs,
         vec![
             Arc::new(vimana_spacecore::SpacecoreDriver::new()),
             Arc::new(vimana_process::ProcessDriver::new()),
-            Arc::new(vm_driver(&home, &config)),
+            vms.clone(),
         ],
         opts,
     );
-    let wasm = wasm_runtime(&home, &config)?;
+    let wasm = wasm_runtime(&home, &config, gateway_limits)?;
     let core = core.with_resource_observer(wasm.clone());
     let adopted = core.adopt_all(Duration::from_secs(30)).await?;
+    cleanup_vm_orphans(&core, &vms).await;
     tracing::info!(adopted, home = %home.root.display(), "vimana daemon ready");
     let api: Arc<dyn CoreApi> = Arc::new(core.clone());
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -78,8 +82,9 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
     let mut rx = stop_tx.subscribe();
     let socket = home.socket();
     let unix_api = api.clone();
+    let limits = api_limits.clone();
     tasks.spawn(async move {
-        vimana_server::serve_unix(&socket, unix_api, async move {
+        vimana_server::serve_unix_with(&socket, unix_api, limits, async move {
             let _ = rx.recv().await;
         })
         .await
@@ -90,7 +95,7 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
         let mut rx = stop_tx.subscribe();
         let tcp_api = api.clone();
         tasks.spawn(async move {
-            vimana_server::serve_tcp(addr, tcp_api, token, async move {
+            vimana_server::serve_tcp_with(addr, tcp_api, token, api_limits, async move {
                 let _ = rx.recv().await;
             })
             .await
@@ -115,9 +120,32 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
     }
 }
 
+/// TAP devices, leases and forward tables of VMs the store no longer holds
+/// (a daemon killed while a VM booted, then the VM removed); a problem is
+/// logged, not fatal.
+async fn cleanup_vm_orphans(core: &Core, vms: &vimana_vm::driver::VmDriver) {
+    let live: Vec<vimana_api::WorkloadName> = match core.handle(vimana_api::Action::List).await {
+        Ok(vimana_api::ActionOutcome::Workloads(all)) => all
+            .into_iter()
+            .filter(|w| w.kind == vimana_api::WorkloadKind::Vm)
+            .map(|w| w.name)
+            .collect(),
+        _ => return,
+    };
+    match vms.cleanup_orphans(&live).await {
+        Ok(r) if r.taps.is_empty() && r.leases.is_empty() => {}
+        Ok(r) => tracing::info!(taps = ?r.taps, leases = ?r.leases, "removed what gone VMs left"),
+        Err(e) => tracing::warn!("{e}"),
+    }
+}
+
 /// The Wasm service runtime: one wasmtime host, the gateway with the local
 /// CA, and the listeners from `[gateway]`.
-fn wasm_runtime(home: &Home, config: &Config) -> Result<Arc<vimana_services::WasmRuntime>> {
+fn wasm_runtime(
+    home: &Home,
+    config: &Config,
+    connections: vimana_listen::ConnLimits,
+) -> Result<Arc<vimana_services::WasmRuntime>> {
     let w = &config.wasm;
     let host = vimana_wasm::Host::with_config(vimana_wasm::HostConfig {
         memory_limit: w.memory_limit_mib.saturating_mul(1 << 20),
@@ -134,6 +162,7 @@ fn wasm_runtime(home: &Home, config: &Config) -> Result<Arc<vimana_services::Was
     let gateway = Arc::new(vimana_gateway::Gateway::new(
         vimana_gateway::GatewayConfig {
             max_request_bytes: config.gateway.max_request_bytes,
+            connections,
             local_ca: Some(Arc::new(ca)),
             ..vimana_gateway::GatewayConfig::default()
         },
@@ -183,12 +212,22 @@ fn lock(home: &Home) -> Result<Flock<std::fs::File>> {
 }
 
 /// Every supervised workload holds a few descriptors (log file, gRPC
-/// connection): lift the soft limit to the hard one.
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-    {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+/// connection) and every listener up to its connection cap: lift the
+/// descriptor limit to fit both (the hard limit too when we may).
+fn raise_fd_limit(
+    api: &vimana_listen::ConnLimits,
+    gateway: &vimana_listen::ConnLimits,
+    tcp_api: bool,
+) {
+    let api_listeners = if tcp_api { 2 } else { 1 };
+    let needed = (api.max_connections * api_listeners + gateway.max_connections * 2) as u64 + 4096;
+    let now = vimana_listen::raise_nofile(needed);
+    if now < needed {
+        tracing::warn!(
+            limit = now,
+            needed,
+            "RLIMIT_NOFILE is below what the connection caps need; raise the hard limit \
+             (ulimit -Hn, LimitNOFILE=) or lower max_connections in [gateway.connections] / [api.connections]"
+        );
     }
 }
