@@ -22,6 +22,7 @@ pub use contract::{Contract, compile_protos};
 pub use error::MapError;
 pub use method::{MethodMap, status_from_val};
 pub use status::{Code, Status};
+pub use to_val::{DECODE_BASE, DECODE_EXPANSION, decode_bound};
 
 /// The `vimana:grpc` WIT package every gRPC component imports types from.
 pub const GRPC_WIT: &str = include_str!("../wit/grpc.wit");

@@ -8,7 +8,7 @@ use wasmtime::component::Val;
 
 use crate::from_val::{shape, val_to_message};
 use crate::layout::Layouts;
-use crate::to_val::{PathError, message_to_val};
+use crate::to_val::{Budget, PathError, decode_bound, message_to_val};
 use crate::wirepath::locate;
 use crate::{Code, Status};
 
@@ -71,7 +71,9 @@ impl MethodMap {
     }
 
     /// Decodes a protobuf request into the function's `request` argument.
-    /// Malformed input is INVALID_ARGUMENT naming the field path.
+    /// Malformed input is INVALID_ARGUMENT naming the field path; a request
+    /// whose values would take more than [`crate::decode_bound`] of its
+    /// size is RESOURCE_EXHAUSTED.
     pub fn decode_request(&self, protobuf: &[u8]) -> Result<Val, Status> {
         self.check_supported()?;
         let msg = DynamicMessage::decode(self.input.clone(), protobuf).map_err(|e| {
@@ -79,7 +81,7 @@ impl MethodMap {
                 locate(&self.input, protobuf, "").unwrap_or_else(|| (String::new(), e.to_string()));
             Status::invalid_argument(at("invalid request", detail))
         })?;
-        self.request_val(&msg)
+        self.request_val(&msg, protobuf.len())
     }
 
     /// Decodes a JSON request (proto3 JSON mapping) into the function's
@@ -90,12 +92,18 @@ impl MethodMap {
         let msg = DynamicMessage::deserialize(self.input.clone(), &mut de)
             .and_then(|m| de.end().map(|()| m))
             .map_err(|e| Status::invalid_argument(format!("invalid request: {e}")))?;
-        self.request_val(&msg)
+        self.request_val(&msg, json.len())
     }
 
-    fn request_val(&self, msg: &DynamicMessage) -> Result<Val, Status> {
-        message_to_val(&self.layouts, msg, "")
-            .map_err(|e| Status::invalid_argument(at("invalid request", e)))
+    fn request_val(&self, msg: &DynamicMessage, wire_len: usize) -> Result<Val, Status> {
+        let mut budget = Budget::new(decode_bound(wire_len));
+        message_to_val(&self.layouts, msg, "", &mut budget).map_err(|e| {
+            if budget.exhausted {
+                Status::resource_exhausted(at("request too large to decode", e))
+            } else {
+                Status::invalid_argument(at("invalid request", e))
+            }
+        })
     }
 
     /// The success payload of a function result, or the status it failed
