@@ -116,7 +116,7 @@ log "$(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ); uptime:$(uptime)"
 "$REL/build-adder" "$WORK/adder.wasm" >&2
 V image embed "$WORK/adder.wasm" --proto examples/adder/adder.proto >&2
 "$BENCH" write-hello-http "$WORK/hello.wasm" >&2
-sed "s#image: ./target/adder.wasm#image: $WORK/adder.wasm#" examples/adder/adder.yaml >"$WORK/adder.yaml"
+sed "s#image: ../../target/adder.wasm#image: $WORK/adder.wasm#" examples/adder/adder.yaml >"$WORK/adder.yaml"
 grep -q "image: $WORK/adder.wasm" "$WORK/adder.yaml" || { log "cannot set the image path in adder.yaml"; exit 1; }
 cat >"$WORK/hello.yaml" <<EOF
 apiVersion: api.vimana.host/v1alpha1

@@ -58,7 +58,13 @@ pub(crate) async fn grpc_call(
         return grpc::status_response(None, &Status::unimplemented("bad gRPC path"));
     };
     let Some(server) = domain.route.services.get(service).cloned() else {
-        let status = Status::unimplemented(format!("unknown service {service}"));
+        let status = match domain.route.unavailable.get(service) {
+            Some(why) => Status::new(
+                Code::Unavailable,
+                format!("no version of {service} is available: {why}"),
+            ),
+            None => Status::unimplemented(format!("unknown service {service}")),
+        };
         return grpc::status_response(None, &status);
     };
     let method = method.to_string();

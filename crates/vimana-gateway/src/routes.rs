@@ -38,6 +38,10 @@ pub struct DomainRoute {
     pub descriptor_sets: Vec<Bytes>,
     /// gRPC services by full name (`package.Service`).
     pub services: HashMap<String, Arc<ServerRoute>>,
+    /// Services a Server declares but no version of which can take traffic
+    /// (not in `services`), with why: calls answer `UNAVAILABLE` with it,
+    /// which clients retry, instead of `UNIMPLEMENTED` "unknown service".
+    pub unavailable: HashMap<String, String>,
     /// Plain HTTP components: every request not taken by gRPC, JSON
     /// transcoding or the schema document.
     pub http: Option<Arc<ServerRoute>>,

@@ -147,6 +147,35 @@ async fn no_version_with_weight_is_unavailable() {
     assert_eq!(reply.status, Code::Unavailable.as_u32());
 }
 
+/// A service a Server declares but no version of which is loaded answers
+/// UNAVAILABLE (which clients retry) with the reason, not UNIMPLEMENTED.
+#[tokio::test]
+async fn declared_service_without_a_version_is_unavailable_with_the_reason() {
+    let mut domain = common::demo_domain(Vec::new());
+    domain.services.clear();
+    domain.unavailable.insert(
+        "demo.Adder".into(),
+        "demo:adder@v1: ImageUnavailable: cannot read /x/adder.wasm".into(),
+    );
+    let routes = vimana_gateway::Routes {
+        domains: vec![domain],
+    };
+    let gw = common::start(routes, false, GatewayConfig::default()).await;
+    let mut h2 = client::h2c(gw.addr).await;
+    let reply = grpc(&mut h2, &format!("{URL}/AddFloats"), b"", &[]).await;
+    assert_eq!(reply.status, Code::Unavailable.as_u32(), "{reply:?}");
+    assert!(
+        reply.message.contains("demo.Adder")
+            && reply
+                .message
+                .contains("ImageUnavailable: cannot read /x/adder.wasm"),
+        "{reply:?}"
+    );
+    // Undeclared services stay UNIMPLEMENTED.
+    let reply = grpc(&mut h2, "http://demo.vimana.test/demo.Other/X", b"", &[]).await;
+    assert_eq!(reply.status, Code::Unimplemented.as_u32(), "{reply:?}");
+}
+
 #[tokio::test]
 async fn shutdown_stops_accepting_and_returns() {
     let gw = common::start(common::demo_routes(), false, GatewayConfig::default()).await;

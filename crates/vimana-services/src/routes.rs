@@ -22,9 +22,13 @@ use crate::runtime::DEFAULT_DEADLINE;
 
 type Reported = Vec<(ResourceKind, String, Status)>;
 
-/// Routes for every Domain of `set`, given the loaded Components (by
-/// component name).
-pub fn build(set: &ResourceSet, loaded: &HashMap<String, Arc<Deployed>>) -> (Routes, Reported) {
+/// Routes for every Domain of `set`, given the loaded Components and why
+/// the others failed to load (both by component name).
+pub fn build(
+    set: &ResourceSet,
+    loaded: &HashMap<String, Arc<Deployed>>,
+    failed: &HashMap<String, String>,
+) -> (Routes, Reported) {
     let mut out = Vec::new();
     let mut routes = Routes::default();
     for v in set.vimanas() {
@@ -39,7 +43,7 @@ pub fn build(set: &ResourceSet, loaded: &HashMap<String, Arc<Deployed>>) -> (Rou
             .servers()
             .filter(|s| s.spec.domain == d.spec.id)
             .collect();
-        match domain_route(set, d, &servers, loaded, &mut out) {
+        match domain_route(set, d, &servers, loaded, failed, &mut out) {
             Ok(route) => {
                 out.push((
                     ResourceKind::Domain,
@@ -67,6 +71,7 @@ fn domain_route(
     d: &Domain,
     servers: &[&Server],
     loaded: &HashMap<String, Arc<Deployed>>,
+    failed: &HashMap<String, String>,
     out: &mut Reported,
 ) -> Result<DomainRoute, (&'static str, String)> {
     let superdomain = set
@@ -158,6 +163,12 @@ fn domain_route(
                 }),
             }
         }
+        for svc in &s.spec.services {
+            if !grpc_versions.contains_key(svc.as_str()) {
+                let why = no_grpc_version(s, &missing, failed, !http_versions.is_empty());
+                route.unavailable.insert(svc.clone(), why);
+            }
+        }
         for (svc, versions) in grpc_versions {
             route.services.insert(
                 svc.to_owned(),
@@ -181,6 +192,9 @@ fn domain_route(
             server_status(s, &missing),
         ));
     }
+    route
+        .unavailable
+        .retain(|svc, _| !route.services.contains_key(svc));
     route.descriptor_sets = contracts
         .iter()
         .map(|c| Bytes::copy_from_slice(c.descriptor_set()))
@@ -191,6 +205,36 @@ fn domain_route(
         route.open_api = Some(Bytes::from(doc));
     }
     Ok(route)
+}
+
+/// Why no version of Server `s` serves gRPC, from the Components' load
+/// failures (`missing`: the component names not loaded).
+fn no_grpc_version(
+    s: &Server,
+    missing: &[String],
+    failed: &HashMap<String, String>,
+    has_http: bool,
+) -> String {
+    if s.spec.version_weights.is_empty() {
+        return format!(
+            "Server {}: spec.versionWeights names no Component version",
+            s.metadata.name
+        );
+    }
+    let mut why: Vec<String> = missing
+        .iter()
+        .map(|name| match failed.get(name) {
+            Some(f) => format!("{name}: {f}"),
+            None => format!("{name}: no such Component; apply one with this version"),
+        })
+        .collect();
+    if has_http {
+        why.push(format!(
+            "the loaded versions of Server {} serve plain HTTP, not gRPC",
+            s.metadata.name
+        ));
+    }
+    why.join("; ")
 }
 
 fn server_status(s: &Server, missing: &[String]) -> Status {

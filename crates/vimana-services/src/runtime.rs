@@ -74,6 +74,8 @@ impl WasmRuntime {
             set.components().map(|c| (c.component_name(), c)).collect();
         components
             .retain(|name, (image, _)| wanted.get(name).is_some_and(|c| &c.spec.image == image));
+        // Why a Component is not loaded, for the calls its Server gets.
+        let mut failed: HashMap<String, String> = HashMap::new();
         for (name, c) in &wanted {
             if let Some((_, d)) = components.get(name) {
                 out.push(component_status(c, d));
@@ -86,6 +88,10 @@ impl WasmRuntime {
                 }
                 Err((reason, message)) => {
                     tracing::warn!(component = %name, %reason, %message, "component not loaded");
+                    failed.insert(
+                        name.clone(),
+                        format!("Component {}: {reason}: {message}", c.metadata.name),
+                    );
                     out.push((
                         ResourceKind::Component,
                         c.metadata.name.clone(),
@@ -101,7 +107,7 @@ impl WasmRuntime {
             .iter()
             .map(|(n, (_, d))| (n.clone(), Arc::clone(d)))
             .collect();
-        let (table, mut statuses) = routes::build(set, &loaded);
+        let (table, mut statuses) = routes::build(set, &loaded, &failed);
         out.append(&mut statuses);
         let has_domains = !table.domains.is_empty();
         let routed = self.gateway.set_routes(table).map_err(|e| e.to_string());

@@ -189,8 +189,11 @@ fn bad_yaml_is_located_and_rejected_applies_change_nothing() {
 fn stdin_apply_and_resources_survive_kill9() {
     let env = Env::new();
     let text = std::fs::read_to_string(adder()).unwrap();
+    // Relative images on stdin resolve against the current directory, in a
+    // file against the file's: run beside the file so both name one image.
     let mut child = env
         .cmd(&["apply", "-f", "-"])
+        .current_dir(std::path::Path::new(&adder()).parent().unwrap())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

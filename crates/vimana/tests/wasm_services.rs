@@ -642,9 +642,65 @@ fn bad_component_reports_unavailable() {
         "{table}"
     );
 
-    // The healthy domain keeps serving; the broken ones have no version.
+    // The healthy domain keeps serving; the broken ones have no version:
+    // UNAVAILABLE (clients retry it), with the Component's reason, not
+    // UNIMPLEMENTED "unknown service".
     let gw = env.gateway_addrs();
     assert_adds(&tls_call(&gw.tls, "example.com", &env.ca_file()));
-    let (code, details, _) = probe(&gw.h2c, &canonical(d2), &[]);
-    assert_ne!(code, "OK", "{details}");
+    for (d, reason, what) in [
+        (d2, "ImageUnavailable", "missing.wasm"),
+        (d3, "NoContract", "bare-1.0.0"),
+    ] {
+        let (code, details, _) = probe(&gw.h2c, &canonical(d), &[]);
+        assert_eq!(code, "UNAVAILABLE", "{details}");
+        assert!(
+            details.contains("foo.bar.AdderService")
+                && details.contains(reason)
+                && details.contains(what),
+            "{details}"
+        );
+    }
+    // A service no Server declares is still UNIMPLEMENTED.
+    let (code, details, _) = probe(
+        &gw.h2c,
+        &canonical(d2),
+        &["--method", "/foo.bar.Nope/AddFloats"],
+    );
+    assert_eq!(code, "UNIMPLEMENTED", "{details}");
+}
+
+/// A relative `image:` is resolved against the resources file's directory
+/// (like Compose and kustomize), not the directory `vimana apply` runs in.
+#[test]
+fn relative_image_resolves_against_the_file() {
+    let env = gateway_env("");
+    let files = env.home().join("project/deploy");
+    std::fs::create_dir_all(&files).unwrap();
+    let wasm = component(
+        &env.home().join("project"),
+        "adder.wasm",
+        Behaviour::Add,
+        true,
+    );
+    std::fs::write(files.join("adder.yaml"), adder_yaml("../adder.wasm")).unwrap();
+    // Run from somewhere else entirely, naming the file by a relative path.
+    let elsewhere = env.home().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = env
+        .cmd(&["apply", "-f", "../project/deploy/adder.yaml"])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let c = env.json(&["get", "component", "adder-1.0.0"]);
+    let c = if c.is_array() { c[0].clone() } else { c };
+    assert_eq!(c["spec"]["image"], wasm.to_str().unwrap(), "{c}");
+    let (status, reason, message) = env.available("components", "adder-1.0.0");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "Loaded"),
+        "{message}"
+    );
+    let gw = env.gateway_addrs();
+    assert_adds(&tls_call(&gw.tls, "example.com", &env.ca_file()));
 }

@@ -55,7 +55,7 @@ fn resources_parse_validate_and_apply() {
     assert_eq!(component.spec.version, "1.0.0");
     assert_eq!(
         component.spec.image_source(),
-        ImageSource::Path("./target/adder.wasm".into())
+        ImageSource::Path("../../target/adder.wasm".into())
     );
 }
 

@@ -3,6 +3,7 @@
 //! against the stored ones and stores all or nothing.
 
 use std::io::Read;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
@@ -34,8 +35,9 @@ pub(super) fn read_resources(files: &[String]) -> Result<Vec<(Resource, SourceRe
                 .with_context(|| format!("cannot read resource file {file}"))?
         };
         let resources = parse_documents(file, &text).map_err(|e| located(file, &text, e))?;
+        let base = image_base(file)?;
         for mut r in resources {
-            absolute_image(&mut r)?;
+            absolute_image(&mut r, &base);
             let origin = r.origin().map(|o| SourceRef {
                 file: o.file.clone(),
                 document: o.document,
@@ -56,22 +58,40 @@ pub(super) fn read_resources(files: &[String]) -> Result<Vec<(Resource, SourceRe
     Ok(out)
 }
 
-/// A Component's local image path is resolved against the current
-/// directory here, because the daemon runs elsewhere.
-fn absolute_image(r: &mut Resource) -> Result<()> {
+/// The directory relative `image:` paths of `file` are resolved against:
+/// the file's own directory (as Compose and kustomize do), or the current
+/// directory for stdin (`-`).
+fn image_base(file: &str) -> Result<PathBuf> {
+    if file == "-" {
+        return std::env::current_dir().context("cannot resolve the current directory");
+    }
+    let dir = Path::new(file)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::canonicalize(dir).with_context(|| format!("cannot resolve the directory of {file}"))
+}
+
+/// A Component's relative local image path is made absolute here (against
+/// `base`, see [`image_base`]), because the daemon runs elsewhere. `.` and
+/// `..` are resolved lexically.
+fn absolute_image(r: &mut Resource, base: &Path) {
     if let Resource::Component(c) = r
         && let vimana_resources::ImageSource::Path(p) = c.spec.image_source()
         && p.is_relative()
     {
-        let cwd = std::env::current_dir().context("cannot resolve the current directory")?;
-        let joined: std::path::PathBuf = cwd
-            .join(&p)
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect();
+        let mut joined = base.to_path_buf();
+        for part in Path::new(&p).components() {
+            match part {
+                Component::ParentDir => {
+                    joined.pop();
+                }
+                Component::Normal(n) => joined.push(n),
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            }
+        }
         c.spec.image = joined.display().to_string();
     }
-    Ok(())
 }
 
 /// A [`ResourceError`] with the file's text, so miette can show the line.
