@@ -33,14 +33,16 @@ impl Inner {
             .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
+    /// The per-name lock. Locks nobody holds or waits for (only the map
+    /// has them) are dropped on the way, so the map holds the names in use,
+    /// not every name ever asked for. Clones are made only under the map's
+    /// mutex, so a count of 1 seen there cannot rise behind our back.
     pub(crate) async fn lock(&self, name: &WorkloadName) -> tokio::sync::OwnedMutexGuard<()> {
-        let m = self
-            .locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(name.clone())
-            .or_default()
-            .clone();
+        let m = {
+            let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+            locks.retain(|_, m| Arc::strong_count(m) > 1);
+            locks.entry(name.clone()).or_default().clone()
+        };
         m.lock_owned().await
     }
 
@@ -165,5 +167,36 @@ impl Inner {
             ready,
         };
         tokio::spawn(sup.run(launch));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use vimana_api::Action;
+
+    use crate::CoreApi as _;
+
+    use crate::{Core, CoreOptions, LogBook};
+
+    /// `stop`/`rm` of names that never existed leave no per-name lock.
+    #[tokio::test]
+    async fn locks_of_absent_names_are_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = vimana_store::Store::open(&dir.path().join("state.redb")).unwrap();
+        let logs = LogBook::new(dir.path().join("logs"), Default::default()).unwrap();
+        let core = Core::new(store, logs, vec![], CoreOptions::default());
+        for i in 0..10_000 {
+            let name = vimana_api::WorkloadName::new(format!("absent-{i}")).unwrap();
+            let action = if i % 2 == 0 {
+                Action::Stop { name }
+            } else {
+                Action::Remove { name }
+            };
+            assert!(core.handle(action).await.is_err());
+        }
+        let held = core.inner.locks.lock().unwrap().len();
+        assert!(held <= 1, "{held} per-name locks kept for absent workloads");
     }
 }

@@ -71,9 +71,15 @@ impl LogBook {
         &self.dir
     }
 
-    /// The sink of one workload (created on first use).
+    /// The sink of one workload (created on first use). Creating one first
+    /// frees the sinks nobody writes to or follows (only the map holds them,
+    /// no receiver), so following names that never write costs nothing
+    /// lasting; a freed sink is simply made again when its workload writes.
     pub fn sink(&self, name: &WorkloadName) -> LogSink {
         let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        if !sinks.contains_key(name) {
+            sinks.retain(|_, s| s.in_use());
+        }
         sinks
             .entry(name.clone())
             .or_insert_with(|| LogSink {
@@ -163,6 +169,13 @@ impl LogSink {
         self.line(LogStream::Daemon, None, message);
     }
 
+    /// Whether anything but the book holds this sink: a writer (a clone)
+    /// or a follower (a receiver). Clones are made only under the book's
+    /// mutex, and a receiver only from a clone.
+    fn in_use(&self) -> bool {
+        Arc::strong_count(&self.inner) > 1 || self.inner.tx.receiver_count() > 0
+    }
+
     /// Live records from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<LogRecord> {
         self.inner.tx.subscribe()
@@ -249,5 +262,23 @@ mod tests {
         );
         book.remove(&name);
         assert!(book.read(&name, None).is_empty());
+    }
+
+    /// Sinks nobody writes to or follows are freed; one with a follower is
+    /// kept, so the follower sees what a later writer of that name writes.
+    #[test]
+    fn unused_sinks_are_freed_and_followed_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = LogBook::new(dir.path(), Rotation::default()).unwrap();
+        let followed = WorkloadName::new("followed").unwrap();
+        let mut rx = book.sink(&followed).subscribe();
+        for i in 0..10_000 {
+            let name = WorkloadName::new(format!("absent-{i}")).unwrap();
+            drop(book.sink(&name).subscribe());
+        }
+        let kept = book.sinks.lock().unwrap().len();
+        assert!(kept <= 2, "{kept} sinks kept");
+        book.sink(&followed).daemon("hello");
+        assert_eq!(rx.try_recv().unwrap().message, "hello");
     }
 }

@@ -107,8 +107,13 @@ pub(crate) async fn get_workload_logs(
 ) -> Result<Response, ApiProblem> {
     let name = WorkloadName::new(name)?;
     // Subscribe before taking the snapshot so no record falls in between
-    // (one may appear twice; that is accepted).
+    // (one may appear twice; that is accepted). A follower's channel costs
+    // the core memory, so an absent workload is a 404 before subscribing.
     let subscription = if query.follow {
+        state
+            .core
+            .handle(Action::Get { name: name.clone() })
+            .await?;
         Some(state.core.subscribe_logs(&name)?)
     } else {
         None

@@ -31,6 +31,8 @@ struct FakeCore {
     stored_events: Vec<Event>,
     logs_tx: broadcast::Sender<LogRecord>,
     events_tx: broadcast::Sender<Event>,
+    /// Names `subscribe_logs` was called with.
+    subscribed: Mutex<Vec<WorkloadName>>,
 }
 
 fn name(n: &str) -> WorkloadName {
@@ -86,6 +88,7 @@ impl FakeCore {
             stored_events: vec![event(1, "node"), event(2, "other"), event(3, "node")],
             logs_tx: broadcast::channel(16).0,
             events_tx: broadcast::channel(16).0,
+            subscribed: Mutex::default(),
         })
     }
 
@@ -183,6 +186,7 @@ impl CoreApi for FakeCore {
         &self,
         name: &WorkloadName,
     ) -> Result<broadcast::Receiver<LogRecord>, ApiError> {
+        self.subscribed.lock().unwrap().push(name.clone());
         if self.workloads.lock().unwrap().contains_key(name) {
             Ok(self.logs_tx.subscribe())
         } else {
@@ -596,6 +600,13 @@ async fn logs_snapshot_as_ndjson() {
     )
     .await;
     r.problem(404);
+    // The 404 comes before any subscription: a core allocates a follower's
+    // channel per name, and a client may try any number of names.
+    let subscribed = core.subscribed.lock().unwrap().clone();
+    assert!(
+        !subscribed.contains(&name("ghost")),
+        "subscribed to {subscribed:?}"
+    );
 }
 
 /// Reads ndjson items from a streaming body until `n` complete lines arrived.
