@@ -89,6 +89,12 @@ pub const READY_PORT: u32 = 1025;
 /// The exact line the agent prints once its listener is up.
 pub const READY_MARKER: &str = "vimana-agent: ready";
 
+/// The start of the line the agent prints on the console when the guest
+/// kernel has no vsock support (`socket(AF_VSOCK)` fails with
+/// `EAFNOSUPPORT`: no vsock modules loaded, none built in). Nothing can
+/// reach the agent then, so the host stops waiting at once.
+pub const NO_VSOCK_MARKER: &str = "vimana-agent: fatal: this kernel has no vsock support";
+
 /// Name of the agent binary.
 pub const AGENT_BINARY: &str = "vimana-agent";
 

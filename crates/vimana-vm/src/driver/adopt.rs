@@ -9,7 +9,7 @@ use vimana_agent::client::AgentClient;
 use vimana_core::{DriverError, Instance, RunContext};
 
 use super::VmDriverConfig;
-use super::handle::VmHandle;
+use super::handle::{VmHandle, take_spawning};
 use super::instance::{TAIL_LINES, VmInstance};
 use super::launch::{resolved_vmm, with_tail};
 use super::prepare::console_tail;
@@ -20,13 +20,8 @@ use crate::provider::HostFacts;
 /// its TAP lease.
 async fn reap(handle: &VmHandle, ctx: &RunContext, driver: &super::VmDriver) {
     for p in handle.procs() {
-        if p.alive()
-            && let Ok(raw) = i32::try_from(p.pid)
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(raw),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        if p.alive() {
+            kill(p);
         }
     }
     // Its processes were reparented when the old daemon died; give them a
@@ -35,12 +30,27 @@ async fn reap(handle: &VmHandle, ctx: &RunContext, driver: &super::VmDriver) {
     while handle.procs().any(super::handle::Proc::alive) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The handle file may describe a newer boot of this VM (the daemon died
+    // while relaunching it) that holds the same TAP: it keeps its lease.
+    let newer = VmHandle::load(&handle.spec.run_dir)
+        .filter(|h| h.vmm != handle.vmm && h.vmm.alive())
+        .filter(|h| h.net.as_ref().map(|l| &l.tap) == handle.net.as_ref().map(|l| &l.tap));
     if let Some(lease) = &handle.net
+        && newer.is_none()
         && let Ok(net) = driver.network()
         && let Err(e) = net.detach(lease).await
     {
         ctx.logs
             .daemon(format!("cannot release {}: {e}", lease.tap));
+    }
+}
+
+fn kill(p: &super::handle::Proc) {
+    if let Ok(raw) = i32::try_from(p.pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(raw),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -103,6 +113,16 @@ pub(crate) async fn resume_unfinished(
     driver: &super::VmDriver,
 ) -> Result<Option<Box<dyn Instance>>, DriverError> {
     let run_dir = cfg.state_dir.join(ctx.name.as_str());
+    // Sidecars of a boot whose daemon died before its VMM started.
+    for p in take_spawning(&run_dir) {
+        if p.alive() {
+            ctx.logs.daemon(format!(
+                "killing {} (pid {}), left by a boot that did not finish",
+                p.name, p.pid
+            ));
+            kill(&p);
+        }
+    }
     let Some(handle) = VmHandle::load(&run_dir) else {
         return Ok(None);
     };

@@ -45,17 +45,49 @@ pub struct VmHandle {
 /// the store) leaves it for the next daemon to find the processes.
 pub const HANDLE_FILE: &str = "handle.json";
 
+/// Name of the file listing the processes a boot started before its VMM
+/// (sidecars), written as each starts: a daemon killed before the VMM ran
+/// leaves them for the next daemon to kill. Removed once the handle file
+/// is written.
+pub const SPAWNING_FILE: &str = "spawning.json";
+
+/// Writes `value` as JSON to `run_dir/name` (temp file + rename).
+fn write_json<T: Serialize>(run_dir: &Path, name: &str, value: &T) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    let tmp = run_dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, run_dir.join(name))
+}
+
+/// Records the processes started so far of a boot whose VMM does not run
+/// yet.
+pub(crate) fn save_spawning(run_dir: &Path, procs: &[Proc]) -> std::io::Result<()> {
+    write_json(run_dir, SPAWNING_FILE, &procs)
+}
+
+/// Takes the processes a boot left before its VMM started (the file is
+/// removed): the caller kills those still alive.
+pub(crate) fn take_spawning(run_dir: &Path) -> Vec<Proc> {
+    let path = run_dir.join(SPAWNING_FILE);
+    let procs = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    procs
+}
+
 impl VmHandle {
     fn file(run_dir: &Path) -> PathBuf {
         run_dir.join(HANDLE_FILE)
     }
 
-    /// Writes the handle into `run_dir` (atomically: temp file + rename).
+    /// Writes the handle into `run_dir` (atomically: temp file + rename);
+    /// the list of processes started before the VMM is then dropped.
     pub fn save(&self, run_dir: &Path) -> std::io::Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let tmp = run_dir.join(format!(".{HANDLE_FILE}.tmp"));
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, Self::file(run_dir))
+        write_json(run_dir, HANDLE_FILE, self)?;
+        let _ = std::fs::remove_file(run_dir.join(SPAWNING_FILE));
+        Ok(())
     }
 
     /// The handle left in `run_dir`, if there is a readable one.

@@ -7,15 +7,16 @@ use vimana_agent::AGENT_PORT;
 use vimana_agent::client::AgentClient;
 use vimana_core::{DriverError, Instance, RunContext};
 
-use super::handle::{Proc, VmHandle};
+use super::handle::{Proc, VmHandle, save_spawning};
 use super::instance::{TAIL_LINES, VmInstance};
-use super::prepare::{console_tail, launch_spec};
-use super::ready::{Announcements, ReadyBy, agent_ready};
+use super::prepare::{console_tail, launch_spec, modules_next_to};
+use super::ready::{Announcements, NotReady, ReadyBy, agent_ready};
 use super::{SharedVmm, VmDriverConfig};
 use crate::model::{Provider, VmConfig};
 use crate::network::{BridgeNetwork, TapLease};
 use crate::provider::{
-    Accel, CloudHypervisor, ExecuteOptions, Firecracker, HostFacts, Qemu, Spawned, execute_plan,
+    Accel, CloudHypervisor, ExecuteOptions, Firecracker, HostFacts, Qemu, Spawned,
+    execute_plan_with,
 };
 
 /// The provider with its binaries resolved on this host (PATH and
@@ -164,7 +165,31 @@ async fn boot(
         .vsock
         .as_ref()
         .and_then(|v| Announcements::bind(&v.uds_path));
-    let mut spawned = execute_plan(&plan, &ExecuteOptions::default())
+    // Every process is recorded in the run directory as soon as it starts
+    // (the VMM: the whole handle), before its sockets are waited for, so a
+    // daemon killed from here on leaves a VM the next one finds.
+    let processes = plan.processes.len();
+    let mut record = |started: &[Spawned]| {
+        let saved = match started.split_last() {
+            Some((vmm, sidecars)) if started.len() == processes => VmHandle {
+                provider,
+                spec: spec.clone(),
+                vmm: proc_of(vmm),
+                sidecars: sidecars.iter().map(proc_of).collect(),
+                net: lease.clone(),
+            }
+            .save(&run_dir),
+            _ => save_spawning(&run_dir, &started.iter().map(proc_of).collect::<Vec<_>>()),
+        };
+        if let Err(e) = saved {
+            ctx.logs.daemon(format!(
+                "warning: cannot record the VM's processes in {}: {e} (a daemon crash during \
+                 this boot would leave them unmanaged)",
+                run_dir.display()
+            ));
+        }
+    };
+    let mut spawned = execute_plan_with(&plan, &ExecuteOptions::default(), &mut record)
         .await
         .map_err(|e| {
             let tail = console_tail(&spec.console_log, TAIL_LINES);
@@ -180,13 +205,6 @@ async fn boot(
         sidecars: spawned.iter().map(proc_of).collect(),
         net: lease,
     };
-    if let Err(e) = handle.save(&run_dir) {
-        ctx.logs.daemon(format!(
-            "warning: cannot write the VM handle into {}: {e} (a daemon crash during this \
-             boot would leave the VM unmanaged)",
-            run_dir.display()
-        ));
-    }
     ctx.logs.daemon(format!(
         "{provider} started (pid {}), waiting for the guest agent",
         vmm_proc.pid
@@ -230,13 +248,14 @@ async fn boot(
             kill_all(&mut spawned, &mut vmm_proc);
             let _ = vmm_proc.child.wait().await;
             let tail = console_tail(&spec.console_log, TAIL_LINES);
-            return Err(DriverError::new(with_tail(
-                format!(
+            let message = match e {
+                NotReady::NoVsock => no_vsock_message(config, &spec.kernel),
+                NotReady::Agent(e) => format!(
                     "the guest agent did not answer within {}s: {e}",
                     cfg.ready_timeout.as_secs()
                 ),
-                &tail,
-            )));
+            };
+            return Err(DriverError::new(with_tail(message, &tail)));
         }
         Err(status) => {
             kill_all(&mut spawned, &mut vmm_proc);
@@ -274,11 +293,7 @@ async fn image_root(
     let crate::model::RootFs::Image { reference } = &config.root else {
         return Ok(config.clone());
     };
-    let agent = cfg
-        .agent
-        .clone()
-        .or_else(vimana_agent::locate_static_agent)
-        .ok_or_else(|| DriverError::new("the guest agent was not found (see docs/vms.md)"))?;
+    let agent = super::prepare::guest_agent(cfg)?;
     let builder = crate::rootfs::RootfsBuilder::new(
         cfg.cache_dir.join("rootfs"),
         cfg.insecure_registries.clone(),
@@ -292,24 +307,58 @@ async fn image_root(
         image.manifest_digest,
         if image.reused { ", cached" } else { "" }
     ));
+    // Copied beside and renamed into place: a VMM that still had the old
+    // disk open keeps its own file, and a crash mid-copy leaves no
+    // half-copied root.ext4.
     let disk = run_dir.join("root.ext4");
+    let partial = run_dir.join(".root.ext4.partial");
     let copied = tokio::process::Command::new("cp")
         .arg("--sparse=always")
         .arg(&image.path)
-        .arg(&disk)
+        .arg(&partial)
         .status()
         .await
         .map_err(|e| DriverError::new(format!("cannot copy {}: {e}", image.path.display())))?;
     if !copied.success() {
+        let _ = std::fs::remove_file(&partial);
         return Err(DriverError::new(format!(
             "copying {} to {} failed ({copied})",
             image.path.display(),
-            disk.display()
+            partial.display()
         )));
     }
+    std::fs::rename(&partial, &disk).map_err(|e| {
+        DriverError::new(format!(
+            "cannot move {} to {}: {e}",
+            partial.display(),
+            disk.display()
+        ))
+    })?;
     let mut config = config.clone();
     config.root = crate::model::RootFs::Drive { path: disk };
     Ok(config)
+}
+
+/// The guest kernel has no vsock (the agent said so): why, and the fix.
+fn no_vsock_message(config: &VmConfig, kernel: &std::path::Path) -> String {
+    let head = format!(
+        "the guest kernel {} has no vsock support, so the agent cannot be reached",
+        kernel.display()
+    );
+    let fix = "or boot a kernel built with CONFIG_VIRTIO_VSOCKETS=y";
+    match config.modules.clone().or_else(|| modules_next_to(kernel)) {
+        None => format!(
+            "{head}: no kernel modules were found for it (it is not in the Debian layout \
+             <root>/boot/vmlinuz-<release> next to <root>/lib/modules/<release>, and hac.toml \
+             sets no modules directory); set `[boot] modules = DIR` to the kernel's \
+             lib/modules/<release> directory, {fix}"
+        ),
+        Some(dir) => format!(
+            "{head}: the modules in {} did not provide it (vmw_vsock_virtio_transport); check \
+             that `[boot] modules` names this kernel's lib/modules/<release> directory, {fix}",
+            dir.display()
+        ),
+    }
 }
 
 pub(crate) fn with_tail(message: String, tail: &str) -> String {

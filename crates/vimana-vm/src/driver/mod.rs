@@ -153,11 +153,12 @@ impl Driver for VmDriver {
             match adopt::adopt(&self.cfg, &ctx, h, self).await {
                 Ok(i) => return Ok(i),
                 Err(e) if ctx.adopt_only => return Err(e),
-                Err(e) => ctx
-                    .logs
-                    .daemon(format!("cannot re-adopt the VM, booting it anew: {e}")),
+                Err(e) => ctx.logs.daemon(format!("cannot re-adopt the VM: {e}")),
             }
-        } else if let Some(i) = adopt::resume_unfinished(&self.cfg, &ctx, self).await? {
+        }
+        // The stored handle may be of an earlier boot: the daemon can have
+        // died while it booted this VM again (the handle file tells).
+        if let Some(i) = adopt::resume_unfinished(&self.cfg, &ctx, self).await? {
             return Ok(i);
         }
         let kvm = self.kvm().await;

@@ -56,6 +56,42 @@ pub fn kernel_of(config: &VmConfig, cfg: &VmDriverConfig) -> Result<PathBuf, Dri
     Ok(kernel)
 }
 
+/// The guest agent to bake into guests (`cfg.agent`, else
+/// [`vimana_agent::locate_static_agent`]), refused unless it is a static
+/// executable: it runs as PID 1 before any library exists in the guest (a
+/// dynamically linked one makes the kernel panic with "not found").
+pub fn guest_agent(cfg: &VmDriverConfig) -> Result<PathBuf, DriverError> {
+    let how = format!(
+        "build the static agent with scripts/build-agent.sh and set `[vm] agent` in \
+         config.toml (or {}) to the path it prints",
+        vimana_agent::AGENT_ENV
+    );
+    let agent = cfg
+        .agent
+        .clone()
+        .or_else(vimana_agent::locate_static_agent)
+        .ok_or_else(|| {
+            DriverError::new(format!(
+                "the guest agent (a static `vimana-agent` binary) was not found: {how}"
+            ))
+        })?;
+    let data = std::fs::read(&agent).map_err(|e| {
+        DriverError::new(format!(
+            "cannot read the guest agent {}: {e}; {how}",
+            agent.display()
+        ))
+    })?;
+    if let Some(why) = initramfs::not_static(&data) {
+        return Err(DriverError::new(format!(
+            "the guest agent {} is not a static executable ({why}): it runs as PID 1 in the \
+             guest, where no dynamic loader or libc exists (a plain `cargo build` links \
+             vimana-agent dynamically); {how}",
+            agent.display()
+        )));
+    }
+    Ok(agent)
+}
+
 /// Builds (or finds in the cache) the initramfs: busybox, the kernel's
 /// virtio/vsock modules and the agent.
 pub fn initramfs_for(
@@ -63,17 +99,7 @@ pub fn initramfs_for(
     kernel: &Path,
     cfg: &VmDriverConfig,
 ) -> Result<PathBuf, DriverError> {
-    let agent = cfg
-        .agent
-        .clone()
-        .or_else(vimana_agent::locate_static_agent)
-        .ok_or_else(|| {
-            DriverError::new(format!(
-                "the guest agent (a static `vimana-agent` binary) was not found: build it with \
-                 scripts/build-agent.sh and set {} to its path, or install it next to `vimana`",
-                vimana_agent::AGENT_ENV
-            ))
-        })?;
+    let agent = guest_agent(cfg)?;
     let mut spec = InitramfsSpec::new(cfg.busybox.clone());
     spec.agent = Some(agent);
     let modules = config.modules.clone().or_else(|| modules_next_to(kernel));

@@ -74,9 +74,42 @@ impl Drop for Announcements {
     }
 }
 
+/// Why the agent did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotReady {
+    /// It did not answer in time (or answered wrongly).
+    #[error("{0}")]
+    Agent(#[from] ClientError),
+    /// It said on the console that the guest kernel has no vsock support
+    /// ([`vimana_agent::NO_VSOCK_MARKER`]): waiting longer cannot help.
+    #[error("the guest kernel has no vsock support")]
+    NoVsock,
+}
+
 /// Waits (up to `limit`) for the agent: its announcement, or else its
-/// console line in `console_log` and then its answer to `status`.
+/// console line in `console_log` and then its answer to `status`. Stops
+/// at once when the agent reports that the kernel has no vsock.
 pub(crate) async fn agent_ready(
+    announcements: Option<&Announcements>,
+    console_log: &Path,
+    agent: &AgentClient,
+    limit: Duration,
+) -> Result<(StatusReply, ReadyBy), NotReady> {
+    let no_vsock = async {
+        if super::console::wait_for_line(console_log, vimana_agent::NO_VSOCK_MARKER, limit).await {
+            NotReady::NoVsock
+        } else {
+            // Not seen within the limit: the other branches time out first.
+            std::future::pending().await
+        }
+    };
+    tokio::select! {
+        e = no_vsock => Err(e),
+        r = wait_ready(announcements, console_log, agent, limit) => r.map_err(NotReady::from),
+    }
+}
+
+async fn wait_ready(
     announcements: Option<&Announcements>,
     console_log: &Path,
     agent: &AgentClient,
@@ -153,6 +186,26 @@ mod tests {
         let path = Announcements::path_for(&uds);
         drop(announcements);
         assert!(!path.exists(), "the socket file is removed on drop");
+    }
+
+    #[tokio::test]
+    async fn an_agent_without_vsock_ends_the_wait_at_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let uds = dir.path().join("vsock.sock");
+        let log = dir.path().join("console.log");
+        std::fs::write(
+            &log,
+            format!(
+                "[    1.0] booting\n{} (cannot listen on vsock port 1024: EAFNOSUPPORT)\n",
+                vimana_agent::NO_VSOCK_MARKER
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let agent = AgentClient::hybrid_unix(uds.clone(), vimana_agent::AGENT_PORT);
+        let t = std::time::Instant::now();
+        let r = agent_ready(None, &log, &agent, Duration::from_secs(60)).await;
+        assert!(matches!(r, Err(NotReady::NoVsock)), "{r:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 
     #[tokio::test]

@@ -23,6 +23,16 @@ pub(crate) struct Elf<'a> {
     shstrndx: usize,
 }
 
+/// Why `data` is not a static executable (`None`: it is one, a
+/// `static-pie` included): not ELF64 LE, or it asks for a dynamic loader.
+pub fn not_static(data: &[u8]) -> Option<&'static str> {
+    match Elf::parse(data).and_then(|elf| elf.has_interpreter()) {
+        Ok(false) => None,
+        Ok(true) => Some("dynamically linked"),
+        Err(why) => Some(why),
+    }
+}
+
 fn bytes(data: &[u8], off: usize, len: usize) -> Option<&[u8]> {
     data.get(off..off.checked_add(len)?)
 }

@@ -22,6 +22,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use cache::{BuildInfo, FORMAT_VERSION, build, build_cached};
+pub use elf::not_static;
 pub use init_script::{
     AGENT_GUEST_PATH, MODULE_FAILED_PREFIX, MODULES_OK_MARKER, READY_MARKER, init_script,
 };
@@ -136,11 +137,10 @@ fn read_busybox(path: &Path) -> Result<Vec<u8>, InitramfsError> {
         path: path.to_owned(),
         reason: reason.to_owned(),
     };
-    let elf = elf::Elf::parse(&data).map_err(not_static)?;
-    if elf.has_interpreter().map_err(not_static)? {
-        return Err(not_static("dynamically linked"));
+    match elf::not_static(&data) {
+        Some(why) => Err(not_static(why)),
+        None => Ok(data),
     }
-    Ok(data)
 }
 
 /// The assembled (uncompressed) archive and what went into it.

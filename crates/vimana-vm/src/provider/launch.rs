@@ -45,8 +45,20 @@ pub async fn execute_plan(
     plan: &LaunchPlan,
     opts: &ExecuteOptions,
 ) -> Result<Vec<Spawned>, ProviderError> {
+    execute_plan_with(plan, opts, &mut |_| {}).await
+}
+
+/// [`execute_plan`], calling `spawned` with the processes started so far
+/// right after each one starts, before its sockets are waited for: the
+/// driver records them there, so a daemon killed during the waits leaves
+/// processes the next daemon can find (and adopt or kill).
+pub async fn execute_plan_with(
+    plan: &LaunchPlan,
+    opts: &ExecuteOptions,
+    spawned: &mut (dyn FnMut(&[Spawned]) + Send),
+) -> Result<Vec<Spawned>, ProviderError> {
     let mut started = Vec::with_capacity(plan.processes.len());
-    match run(plan, opts, &mut started).await {
+    match run(plan, opts, &mut started, spawned).await {
         Ok(()) => Ok(started),
         Err(e) => {
             for s in &mut started {
@@ -63,6 +75,7 @@ async fn run(
     plan: &LaunchPlan,
     opts: &ExecuteOptions,
     started: &mut Vec<Spawned>,
+    on_spawn: &mut (dyn FnMut(&[Spawned]) + Send),
 ) -> Result<(), ProviderError> {
     for (path, bytes) in &plan.files {
         write_file(path, bytes)?;
@@ -76,10 +89,12 @@ async fn run(
         remove_stale(path)?;
     }
     for p in &plan.processes {
-        let mut spawned = spawn(p)?;
-        let waited = wait_for_sockets(p, &mut spawned, opts.socket_timeout).await;
-        started.push(spawned);
-        waited?;
+        started.push(spawn(p)?);
+        on_spawn(started);
+        let Some(spawned) = started.last_mut() else {
+            continue;
+        };
+        wait_for_sockets(p, spawned, opts.socket_timeout).await?;
     }
     if let Some(socket) = &plan.api_socket {
         for call in &plan.api_calls {

@@ -33,7 +33,7 @@ pub use cloud_hypervisor::CloudHypervisor;
 pub use error::ProviderError;
 pub use firecracker::{Firecracker, FirecrackerMode};
 pub use host::HostFacts;
-pub use launch::{ExecuteOptions, Spawned, execute_plan};
+pub use launch::{ExecuteOptions, Spawned, execute_plan, execute_plan_with};
 pub use qemu::{Qemu, host_tsc_khz};
 
 /// Everything resolved before launch: paths exist, addresses are allocated.

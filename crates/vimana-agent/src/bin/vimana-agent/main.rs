@@ -22,7 +22,7 @@ use nix::sys::socket::{
 };
 use vimana_agent::cmdline::{DEFAULT_CONSOLE, GuestConfig};
 use vimana_agent::proto::{Reply, write_frame};
-use vimana_agent::{AGENT_PORT, READY_MARKER, READY_PORT};
+use vimana_agent::{AGENT_PORT, NO_VSOCK_MARKER, READY_MARKER, READY_PORT};
 
 use crate::reaper::Reaper;
 use crate::server::{Server, ShutdownMode};
@@ -197,7 +197,15 @@ fn run_guest(args: &Args, pid1: bool, port: u32) -> ! {
         match vsock_listener(port) {
             Ok(l) => break l,
             Err(e) => {
-                if !reported {
+                if !reported && e.raw_os_error() == Some(libc::EAFNOSUPPORT) {
+                    // Retrying cannot help: the modules were loaded before
+                    // the agent started. The host watches for this line.
+                    let _ = writeln!(
+                        io::stderr().lock(),
+                        "{NO_VSOCK_MARKER} (cannot listen on vsock port {port}: {e})"
+                    );
+                    reported = true;
+                } else if !reported {
                     log(&format!(
                         "cannot listen on vsock port {port}: {e} (retrying every 2 s)"
                     ));
