@@ -227,7 +227,7 @@ impl CoreApi for Core {
             }
             Action::Remove { name } => {
                 let _guard = inner.lock(&name).await;
-                self.stop(&name).await?;
+                let stopped = self.stop(&name).await?;
                 let n = name.clone();
                 let ev = inner
                     .blocking(move |s| {
@@ -245,6 +245,11 @@ impl CoreApi for Core {
                     let _ = inner.events.send(ev);
                 }
                 inner.logs.remove(&name);
+                if let Ok(driver) = inner.driver(stopped.kind) {
+                    driver.removed(&name, &stopped.spec).await.map_err(|e| {
+                        ApiError::Workload(format!("removed workload \"{name}\", but {e}"))
+                    })?;
+                }
                 Ok(ActionOutcome::Removed)
             }
             Action::Get { name } => Ok(ActionOutcome::Workload(Box::new(

@@ -55,6 +55,12 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Launches the workload, or adopts the one `ctx.adopt` names.
     async fn run(&self, ctx: RunContext) -> Result<Box<dyn Instance>, DriverError>;
+
+    /// The workload was stopped and deleted from the store: drop what the
+    /// driver keeps on the host for it (a VM's run directory and leases).
+    async fn removed(&self, _name: &WorkloadName, _spec: &WorkloadSpec) -> Result<(), DriverError> {
+        Ok(())
+    }
 }
 
 /// How a workload's main process ended.

@@ -123,3 +123,94 @@ fn exec_needs_a_command() {
     assert_eq!(out.status.code(), Some(2));
     no_daemon_started(&env);
 }
+
+/// `PUT /v1/workloads/<name>` with `body` over the daemon's socket; the
+/// whole HTTP response.
+fn put_workload(env: &Env, name: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(env.home().join("vimanad.sock")).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let req = format!(
+        "PUT /v1/workloads/{name} HTTP/1.1\r\nHost: v\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// A VM spec as the API receives it, with `config` patched by `patch`.
+fn vm_spec(patch: serde_json::Value) -> String {
+    let mut config = serde_json::json!({
+        "cpus": 1,
+        "memory_mib": 256,
+        "root": { "kind": "initramfs" },
+    });
+    for (k, v) in patch.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    serde_json::json!({ "spec": { "kind": "vm", "config": config } }).to_string()
+}
+
+/// The daemon checks a VM description from the API by the hac.toml rules
+/// (the CLI is not the only client): 400 naming the rule, nothing stored,
+/// no supervisor, no run directory.
+#[test]
+fn the_daemon_refuses_invalid_vm_specs_from_the_api() {
+    let env = Env::new();
+    env.ok(&["status"]);
+    let cases = [
+        (
+            serde_json::json!({
+                "memory_mib": 1u64 << 50,
+                "kernel": "vmlinuz",
+                "cmdline_extra": ["a b"],
+                "network": { "mode": "none", "forwards": [{ "host": 0, "guest": 80 }] },
+                "volumes": [{ "source": "/nonexistent.img", "target": "../etc" }],
+            }),
+            "vimana::hac::memory_exceeds_host",
+        ),
+        (
+            serde_json::json!({ "kernel": "vmlinuz" }),
+            "vimana::hac::kernel_missing",
+        ),
+        (
+            serde_json::json!({ "cmdline_extra": ["a b"] }),
+            "vimana::hac::cmdline",
+        ),
+        (
+            serde_json::json!({ "network": { "mode": "user", "forwards": [{ "host": 0, "guest": 80 }] } }),
+            "vimana::hac::port_forward",
+        ),
+        (
+            serde_json::json!({ "network": { "mode": "none", "forwards": [{ "host": 8080, "guest": 80 }] } }),
+            "vimana::hac::forwards_without_network",
+        ),
+        (
+            serde_json::json!({ "network": { "mode": "bridge", "host_interface": "eth0; rm -rf /" } }),
+            "vimana::hac::interface",
+        ),
+        (
+            serde_json::json!({ "volumes": [{ "source": "/dev/null", "target": "../etc" }] }),
+            "vimana::hac::volume_target",
+        ),
+        (
+            serde_json::json!({ "root": { "kind": "image", "reference": "a b" } }),
+            "vimana::hac::image_ref",
+        ),
+    ];
+    for (i, (patch, rule)) in cases.into_iter().enumerate() {
+        let name = format!("bad-{i}");
+        let resp = put_workload(&env, &name, &vm_spec(patch));
+        assert!(resp.starts_with("HTTP/1.1 400"), "{rule}: {resp}");
+        assert!(resp.contains(rule), "{rule} not named: {resp}");
+        assert!(
+            !env.home().join("vms").join(&name).exists(),
+            "{name}: a run directory was made"
+        );
+    }
+    let all = env.json(&["status", "-o", "json"]);
+    assert_eq!(all.as_array().map(Vec::len), Some(0), "{all}");
+}

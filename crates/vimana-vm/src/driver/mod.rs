@@ -10,16 +10,18 @@ mod instance;
 mod launch;
 pub mod prepare;
 mod ready;
+mod remove;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use vimana_api::{ApiError, WorkloadKind, WorkloadSpec};
+use vimana_api::{ApiError, WorkloadKind, WorkloadName, WorkloadSpec};
 use vimana_core::{Driver, DriverError, Instance, RunContext};
 
 pub use handle::{HANDLE_FILE, Proc, VmHandle};
+pub use remove::remove_run_dir;
 
 use crate::model::{NetworkMode, VmConfig};
 use crate::network::{BridgeNetwork, BridgeSettings};
@@ -114,22 +116,21 @@ impl VmDriver {
     }
 }
 
-/// The VM description inside a workload spec.
-pub fn config_of(spec: &WorkloadSpec) -> Result<VmConfig, String> {
+/// The VM description inside a workload spec, checked by the same rules as
+/// a `hac.toml` ([`crate::hac::check`], with this host's memory): the API
+/// may send anything. `check_paths`: whether the files it names must exist
+/// (on a new spec; a VM being re-adopted keeps running without them).
+pub fn config_of(spec: &WorkloadSpec, check_paths: bool) -> Result<VmConfig, String> {
     let WorkloadSpec::Vm(vm) = spec else {
         return Err(format!("expected a vm spec, got {}", spec.kind()));
     };
     let config: VmConfig = serde_json::from_value(vm.config.clone())
         .map_err(|e| format!("invalid VM description: {e}"))?;
-    if config.cpus == 0 {
-        return Err("cpus must be at least 1".into());
-    }
-    if config.memory_mib < 16 {
-        return Err(format!(
-            "memory {} MiB is too small: give the VM at least 16 MiB",
-            config.memory_mib
-        ));
-    }
+    let opts = crate::hac::ParseOptions {
+        check_paths,
+        ..crate::hac::ParseOptions::for_host()
+    };
+    crate::hac::check(&config, &opts).map_err(|b| format!("invalid VM description: {b}"))?;
     Ok(config)
 }
 
@@ -140,11 +141,13 @@ impl Driver for VmDriver {
     }
 
     fn validate(&self, spec: &WorkloadSpec) -> Result<(), ApiError> {
-        config_of(spec).map(|_| ()).map_err(ApiError::BadRequest)
+        config_of(spec, true)
+            .map(|_| ())
+            .map_err(ApiError::BadRequest)
     }
 
     async fn run(&self, ctx: RunContext) -> Result<Box<dyn Instance>, DriverError> {
-        let config = config_of(&ctx.spec).map_err(DriverError::new)?;
+        let config = config_of(&ctx.spec, false).map_err(DriverError::new)?;
         let net = match config.network.mode {
             NetworkMode::Bridge => Some(self.network()?),
             _ => None,
@@ -163,6 +166,10 @@ impl Driver for VmDriver {
         }
         let kvm = self.kvm().await;
         launch::launch(&self.cfg, &ctx, &config, kvm, net).await
+    }
+
+    async fn removed(&self, name: &WorkloadName, _spec: &WorkloadSpec) -> Result<(), DriverError> {
+        self.forget(name).await
     }
 }
 

@@ -6,15 +6,8 @@ use std::path::{Path, PathBuf};
 use super::ParseOptions;
 use super::error::{HacDiagnostic, HacError, Source};
 use super::raw::Text;
-
-/// What a path must be.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Want {
-    /// Anything but a directory (a file or a block device).
-    File,
-    Dir,
-    Any,
-}
+pub(crate) use super::rules::Want;
+use super::rules::{self, Broken};
 
 /// What one validation run needs: the source for diagnostics, the options,
 /// and the warnings collected so far.
@@ -72,38 +65,14 @@ impl Cx<'_> {
         if !self.opts.check_paths {
             return Ok(path);
         }
-        let help = if raw.starts_with('~') {
-            "write the full path: `~` is not expanded".to_string()
-        } else {
-            format!(
-                "fix the path; a relative path is relative to {}",
-                dir_name(&self.base_dir)
-            )
-        };
-        match std::fs::metadata(&path) {
-            Err(e) => Err(self.err(
-                code,
-                v.span(),
-                format!("{what} {raw:?} cannot be used: {} ({e})", path.display()),
-                "not found",
-                help,
-            )),
-            Ok(m) if want == Want::Dir && !m.is_dir() => Err(self.err(
-                code,
-                v.span(),
-                format!("{what} {raw:?} is not a directory"),
-                "not a directory",
-                help,
-            )),
-            Ok(m) if want == Want::File && m.is_dir() => Err(self.err(
-                code,
-                v.span(),
-                format!("{what} {raw:?} is a directory, not a file"),
-                "a directory",
-                help,
-            )),
-            Ok(_) => Ok(path),
-        }
+        rules::existing(&path, raw, what, code, want, &dir_name(&self.base_dir))
+            .map_err(|b| self.fail(v.span(), b))?;
+        Ok(path)
+    }
+
+    /// A broken rule, located at `span`.
+    pub fn fail(&self, span: Range<usize>, b: Broken) -> HacError {
+        self.err(b.code, span, b.message, b.label, b.help)
     }
 }
 

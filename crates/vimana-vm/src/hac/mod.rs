@@ -64,7 +64,10 @@
 //!   G/GB/GiB, all powers of 1024 (`"512MB"` is 512 MiB), case-insensitive,
 //!   whole numbers only. Memory must be whole MiB, at least
 //!   [`MIN_MEMORY_MIB`], and no more than the host's total memory.
-//! - `cores`/`cpu`: 1 to [`MAX_CPUS`].
+//! - `cores`/`cpu`: 1 to [`MAX_CPUS`]; memory at most [`MAX_MEMORY_MIB`].
+//! - The same rules, on the typed [`VmConfig`], are [`check`]: the daemon
+//!   runs it on every VM description it receives (paths there must be
+//!   absolute).
 //! - Paths (`kernel`, `modules`, `drive`, volume `source`) are relative to the
 //!   directory of the `hac.toml` and must exist unless
 //!   [`ParseOptions::check_paths`] is off.
@@ -79,6 +82,7 @@ mod error;
 mod network;
 mod raw;
 mod resources;
+mod rules;
 mod size;
 mod syntax;
 mod validate;
@@ -87,6 +91,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{HacDiagnostic, HacError};
+pub use rules::{Broken, check};
 
 use crate::model::VmConfig;
 use error::Source;
@@ -99,6 +104,9 @@ pub const DEFAULT_MEMORY_MIB: u64 = 512;
 pub const MIN_MEMORY_MIB: u64 = 16;
 /// The most vCPUs accepted.
 pub const MAX_CPUS: u32 = 255;
+/// The most guest memory (MiB) accepted whatever the host has: 16 TiB, so
+/// a size in bytes always fits the hypervisors' 64-bit fields.
+pub const MAX_MEMORY_MIB: u64 = 16 << 20;
 
 /// What validation needs from the environment.
 #[derive(Clone, Debug)]

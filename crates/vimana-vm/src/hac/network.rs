@@ -8,6 +8,7 @@ use toml::Spanned;
 use super::context::{Cx, Want, either};
 use super::error::HacError;
 use super::raw::{RawNetwork, RawVolume, Text};
+use super::rules;
 use crate::model::{NetworkConfig, NetworkMode, PortForward, Protocol, Volume};
 
 const MODES: &str = "\"none\", \"user\", \"bridge\"";
@@ -43,14 +44,8 @@ pub(crate) fn network(
         ..NetworkConfig::default()
     };
     if let Some(list) = forwards {
-        if has_forwards && mode == NetworkMode::None {
-            return Err(cx.err(
-                "vimana::hac::forwards_without_network",
-                list.span(),
-                "[network] forwards need a network, but mode is \"none\"",
-                "no network to forward into",
-                "set mode = \"user\" (or \"bridge\"), or remove forwards",
-            ));
+        if has_forwards {
+            rules::forwards_need_network(mode).map_err(|b| cx.fail(list.span(), b))?;
         }
         let mut seen = BTreeSet::new();
         for item in list.into_inner() {
@@ -63,15 +58,7 @@ pub(crate) fn network(
                     "write \"HOST:GUEST\" with ports 1-65535, optionally \"/tcp\" or \"/udp\", e.g. \"8080:80\" or \"5353:53/udp\"",
                 )
             })?;
-            if !seen.insert((fwd.host, fwd.protocol == Protocol::Udp)) {
-                return Err(cx.err(
-                    "vimana::hac::duplicate_forward",
-                    item.span(),
-                    format!("host port {} is forwarded twice", fwd.host),
-                    "second forward of this port",
-                    "forward each host port (per protocol) only once",
-                ));
-            }
+            rules::forward_once(&mut seen, &fwd).map_err(|b| cx.fail(item.span(), b))?;
             out.forwards.push(fwd);
         }
     }
@@ -79,21 +66,7 @@ pub(crate) fn network(
         out.address = Some(check_address(cx, &a, mode)?);
     }
     if let Some(i) = interface {
-        let name = i.get_ref();
-        let valid = !name.is_empty()
-            && name.len() <= 15
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c));
-        if !valid {
-            return Err(cx.err(
-                "vimana::hac::interface",
-                i.span(),
-                format!("host interface name {name:?} is not valid"),
-                "invalid interface name",
-                "give a host network interface such as \"eth0\" (`ip link` lists them)",
-            ));
-        }
+        rules::interface(i.get_ref()).map_err(|b| cx.fail(i.span(), b))?;
         if mode != NetworkMode::Bridge {
             let w = cx.diag(
                 "vimana::hac::interface_unused",
@@ -125,37 +98,16 @@ fn parse_mode(cx: &Cx<'_>, m: &Text) -> Result<NetworkMode, HacError> {
 }
 
 fn check_address(cx: &Cx<'_>, a: &Text, mode: NetworkMode) -> Result<Ipv4Addr, HacError> {
-    let err = |message: String, label: &str, help: &str| {
-        cx.err(
+    let Ok(ip) = a.get_ref().parse::<Ipv4Addr>() else {
+        return Err(cx.err(
             "vimana::hac::network_address",
             a.span(),
-            message,
-            label,
-            help,
-        )
-    };
-    let Ok(ip) = a.get_ref().parse::<Ipv4Addr>() else {
-        return Err(err(
             format!("[network] address {:?} is not an IPv4 address", a.get_ref()),
             "not an IPv4 address",
             "write a dotted IPv4 address such as \"10.88.0.5\"",
         ));
     };
-    if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast() {
-        return Err(err(
-            format!("[network] address {ip} cannot be a guest's address"),
-            "reserved address",
-            "pick a unicast address from the bridge's subnet, e.g. \"10.88.0.5\"",
-        ));
-    }
-    if mode != NetworkMode::Bridge {
-        return Err(err(
-            format!("[network] address {ip} needs mode = \"bridge\""),
-            "only used in bridge mode",
-            "set mode = \"bridge\", or remove address",
-        ));
-    }
-    Ok(ip)
+    rules::guest_address(ip, mode).map_err(|b| cx.fail(a.span(), b))
 }
 
 /// `"HOST:GUEST"` or `"HOST:GUEST/tcp|udp"`.
@@ -199,56 +151,10 @@ pub(crate) fn volumes(cx: &Cx<'_>, raw: Vec<Spanned<RawVolume>>) -> Result<Vec<V
             "vimana::hac::volume_source",
             Want::Any,
         )?;
-        if source.is_dir() {
-            return Err(cx.err(
-                "vimana::hac::volume_directory",
-                v.source.span(),
-                format!(
-                    "volume source {:?} is a directory; volumes are disk images attached as block devices",
-                    v.source.get_ref()
-                ),
-                "a directory",
-                format!(
-                    "make an image of it, e.g. `mkfs.ext4 -d {} volume.ext4 1G`, and name that file",
-                    v.source.get_ref()
-                ),
-            ));
-        }
-        let t = v.target.get_ref();
-        if let Some(c) = t
-            .chars()
-            .find(|c| c.is_whitespace() || matches!(c, ',' | '"' | '\''))
-        {
-            return Err(cx.err(
-                "vimana::hac::volume_target",
-                v.target.span(),
-                format!("volume target {t:?} contains {c:?}"),
-                "not allowed in a mount point",
-                "use a path without spaces, commas or quotes (it travels on the kernel command line)",
-            ));
-        }
-        let absolute = t.starts_with('/') && t != "/" && !t.split('/').any(|c| c == "..");
-        if !absolute {
-            return Err(cx.err(
-                "vimana::hac::volume_target",
-                v.target.span(),
-                format!("volume target {t:?} must be an absolute guest path other than /"),
-                "not an absolute path",
-                format!(
-                    "write the mount point inside the guest, e.g. \"/data\"{}",
-                    hint_abs(t)
-                ),
-            ));
-        }
-        if !seen.insert(t.trim_end_matches('/').to_string()) {
-            return Err(cx.err(
-                "vimana::hac::duplicate_volume",
-                v.target.span(),
-                format!("volume target {t:?} is used twice"),
-                "second mount at this path",
-                "mount each guest path only once",
-            ));
-        }
+        rules::volume_source(&source, v.source.get_ref())
+            .map_err(|b| cx.fail(v.source.span(), b))?;
+        rules::volume_target(&mut seen, v.target.get_ref())
+            .map_err(|b| cx.fail(v.target.span(), b))?;
         out.push(Volume {
             source,
             target: v.target.into_inner(),
@@ -256,13 +162,4 @@ pub(crate) fn volumes(cx: &Cx<'_>, raw: Vec<Spanned<RawVolume>>) -> Result<Vec<V
         });
     }
     Ok(out)
-}
-
-fn hint_abs(t: &str) -> String {
-    let rel = t.trim_start_matches("./");
-    if t.starts_with('/') || rel.is_empty() || rel.contains("..") {
-        String::new()
-    } else {
-        format!(" (\"/{rel}\")")
-    }
 }

@@ -5,8 +5,9 @@ use toml::Spanned;
 use super::context::Cx;
 use super::error::HacError;
 use super::raw::{RawHardware, RawResources, SizeValue};
+use super::rules;
 use super::size::{MIB, SizeError, UNITS, parse_size};
-use super::{DEFAULT_CPUS, DEFAULT_MEMORY_MIB, MAX_CPUS, MIN_MEMORY_MIB};
+use super::{DEFAULT_CPUS, DEFAULT_MEMORY_MIB};
 
 /// vCPUs, memory (MiB) and disk (bytes) from whichever table is present.
 pub(crate) fn check(
@@ -62,19 +63,7 @@ pub(crate) fn check(
 }
 
 fn check_cpus(cx: &Cx<'_>, c: &Spanned<i64>, name: &str) -> Result<u32, HacError> {
-    match u32::try_from(*c.get_ref()) {
-        Ok(n) if (1..=MAX_CPUS).contains(&n) => Ok(n),
-        _ => Err(cx.err(
-            "vimana::hac::cpus",
-            c.span(),
-            format!(
-                "{name} must be between 1 and {MAX_CPUS}, got {}",
-                c.get_ref()
-            ),
-            "out of range",
-            format!("set {name} to a whole number of vCPUs from 1 to {MAX_CPUS}"),
-        )),
-    }
+    rules::cpus(*c.get_ref(), name).map_err(|b| cx.fail(c.span(), b))
 }
 
 /// Bytes of a size value; a bare integer counts MiB.
@@ -106,38 +95,10 @@ fn check_memory(cx: &Cx<'_>, v: &Spanned<SizeValue>, name: &str) -> Result<u64, 
             "round the memory to whole MiB, e.g. \"512MB\"",
         ));
     }
-    let mib = bytes / MIB;
-    if mib < MIN_MEMORY_MIB {
-        return Err(cx.err(
-            "vimana::hac::memory_too_small",
-            v.span(),
-            format!("{name} must be at least {MIN_MEMORY_MIB} MiB, got {mib} MiB"),
-            "too small to boot",
-            format!("give the VM {MIN_MEMORY_MIB} MiB or more (512MB is a good start)"),
-        ));
-    }
-    match cx.opts.host_memory_mib {
-        Some(host) if mib > host => Err(cx.err(
-            "vimana::hac::memory_exceeds_host",
-            v.span(),
-            format!("{name} asks for {mib} MiB but this host has only {host} MiB"),
-            "more than the host has",
-            format!("lower {name} to at most {host} MiB (leave some for the host)"),
-        )),
-        _ => Ok(mib),
-    }
+    rules::memory_mib(bytes / MIB, name, cx.opts.host_memory_mib).map_err(|b| cx.fail(v.span(), b))
 }
 
 fn check_disk(cx: &Cx<'_>, v: &Spanned<SizeValue>) -> Result<u64, HacError> {
     let bytes = size_bytes(cx, v, "[resources] disk")?;
-    if bytes == 0 {
-        return Err(cx.err(
-            "vimana::hac::disk",
-            v.span(),
-            "[resources] disk must be larger than 0",
-            "empty disk",
-            "give a size such as \"1GB\", or remove the key",
-        ));
-    }
-    Ok(bytes)
+    rules::disk_bytes(bytes).map_err(|b| cx.fail(v.span(), b))
 }

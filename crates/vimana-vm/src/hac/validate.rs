@@ -6,7 +6,7 @@ use toml::Spanned;
 use super::context::{Cx, Want, either};
 use super::error::HacError;
 use super::raw::{RawHac, Text};
-use super::{network, resources};
+use super::{network, resources, rules};
 use crate::model::{Provider, RootFs, SpacecoreInfo, VmConfig};
 
 pub(crate) fn validate(raw: RawHac, cx: &mut Cx<'_>) -> Result<VmConfig, HacError> {
@@ -101,16 +101,7 @@ fn provider(cx: &Cx<'_>, p: &Text) -> Result<Provider, HacError> {
 }
 
 fn check_word(cx: &Cx<'_>, w: Text) -> Result<String, HacError> {
-    let s = w.get_ref();
-    if s.is_empty() || s.chars().any(char::is_whitespace) {
-        return Err(cx.err(
-            "vimana::hac::cmdline",
-            w.span(),
-            format!("[boot] cmdline entry {s:?} must be one non-empty word"),
-            "not one word",
-            "write one kernel parameter per array entry: cmdline = [\"quiet\", \"loglevel=3\"]",
-        ));
-    }
+    rules::cmdline_word(w.get_ref()).map_err(|b| cx.fail(w.span(), b))?;
     Ok(w.into_inner())
 }
 
@@ -132,16 +123,7 @@ fn root(cx: &mut Cx<'_>, drive: Option<Text>, reference: Option<Text>) -> Result
     let Some(r) = reference else {
         return Ok(RootFs::Initramfs);
     };
-    let s = r.get_ref();
-    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(cx.err(
-            "vimana::hac::image_ref",
-            r.span(),
-            format!("image reference {s:?} is not valid"),
-            "not an image reference",
-            "write an OCI reference such as \"docker.io/library/alpine:latest\"",
-        ));
-    }
+    rules::image_ref(r.get_ref()).map_err(|b| cx.fail(r.span(), b))?;
     Ok(RootFs::Image {
         reference: r.into_inner(),
     })

@@ -434,6 +434,20 @@ impl BridgeNetwork {
         released
     }
 
+    /// Takes VM `vm` off the bridge whatever its lease says (it was
+    /// removed): its forward table and claims, its tap, its lease.
+    /// Idempotent.
+    pub async fn forget(&self, vm: &str) -> Result<(), NetError> {
+        let _guard = self.lock.lock().await;
+        let tap = tap_name(vm);
+        let unforwarded = self.unforward(vm, &tap).await;
+        let deleted = self.ops.delete_link(&tap).await;
+        let released = self.ipam.release(vm).map(|_| ());
+        deleted?;
+        unforwarded?;
+        released
+    }
+
     /// Deletes the taps and releases the leases of VMs not in `live` (at
     /// daemon start: whatever a crash left behind).
     pub async fn cleanup_orphans<I, S>(&self, live: I) -> Result<CleanupReport, NetError>

@@ -71,9 +71,20 @@ impl CloudHypervisor {
             }
             NetSpec::Tap { tap, mac } => vec![json!({ "tap": tap, "mac": mac })],
         };
+        let memory_bytes =
+            spec.memory_mib
+                .checked_mul(1 << 20)
+                .ok_or_else(|| ProviderError::Unsupported {
+                    provider: Provider::CloudHypervisor,
+                    what: format!(
+                        "{} MiB of guest memory (more than 2^64 bytes)",
+                        spec.memory_mib
+                    ),
+                    fix: format!("give the VM at most {} MiB", crate::hac::MAX_MEMORY_MIB),
+                })?;
         let mut cfg = json!({
             "cpus": { "boot_vcpus": spec.cpus, "max_vcpus": spec.cpus },
-            "memory": { "size": spec.memory_mib * 1024 * 1024, "shared": true },
+            "memory": { "size": memory_bytes, "shared": true },
             "payload": payload,
             "serial": { "mode": "File", "file": utf8(&spec.console_log, "console log")? },
             "console": { "mode": "Off" },

@@ -77,3 +77,12 @@ fn user_networking_and_tcg_are_refused_with_a_fix() {
     let err = CloudHypervisor::vm_config(&spec).unwrap_err().to_string();
     assert!(err.contains("TCG") && err.contains("KVM"), "{err}");
 }
+
+#[test]
+fn guest_memory_too_large_for_bytes_is_an_error_not_an_overflow() {
+    let mut spec = representative_spec();
+    spec.memory_mib = 1 << 50;
+    let err = CloudHypervisor::vm_config(&spec).unwrap_err().to_string();
+    assert!(err.contains("1125899906842624 MiB"), "{err}");
+    assert!(err.contains("at most"), "{err}");
+}

@@ -48,7 +48,7 @@ pub async fn run(
             super::vm_logs::logs(home, client, &id, follow, tail).await
         }
         VmCommand::Stop { id } => stop(client, out, &id).await,
-        VmCommand::Rm { id } => rm(home, client, &id).await,
+        VmCommand::Rm { id } => rm(client, &id).await,
     }
 }
 
@@ -263,7 +263,8 @@ async fn stop(client: &Client, out: OutputFormat, id: &str) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-async fn rm(home: &Home, client: &Client, id: &str) -> Result<ExitCode> {
+/// `vm rm`: the daemon stops the VM and deletes its run directory.
+async fn rm(client: &Client, id: &str) -> Result<ExitCode> {
     let w = get_vm(client, id).await?;
     client
         .call::<serde_json::Value>(
@@ -272,47 +273,8 @@ async fn rm(home: &Home, client: &Client, id: &str) -> Result<ExitCode> {
             None::<&()>,
         )
         .await?;
-    remove_run_dir(home, &w.name)?;
     println!("removed {}", w.name);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Deletes `<home>/vms/<name>`, refusing anything that does not resolve to
-/// a directory directly inside the VMs directory (a symlink, say).
-fn remove_run_dir(home: &Home, name: &WorkloadName) -> Result<()> {
-    let vms = home.vms_dir();
-    let dir = home.vm_dir(name.as_str());
-    let meta = match std::fs::symlink_metadata(&dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", dir.display())),
-    };
-    let inside = || -> Result<bool> {
-        let vms = vms
-            .canonicalize()
-            .with_context(|| format!("cannot resolve {}", vms.display()))?;
-        let d = dir
-            .canonicalize()
-            .with_context(|| format!("cannot resolve {}", dir.display()))?;
-        Ok(d.parent() == Some(vms.as_path()))
-    };
-    if !meta.is_dir() || !inside()? {
-        bail!(
-            "removed {name}, but left {} alone: it is not a directory inside {}",
-            dir.display(),
-            vms.display()
-        );
-    }
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| {
-            format!(
-                "removed {name}, but cannot delete its run directory {}",
-                dir.display()
-            )
-        }),
-    }
 }
 
 fn first_line(s: &str) -> &str {
@@ -336,28 +298,5 @@ mod tests {
     fn truncates_to_first_line() {
         assert_eq!(truncate("abc\ndef", 10), "abc");
         assert_eq!(truncate("abcdefghijkl", 5), "abcd…");
-    }
-
-    #[test]
-    fn run_dir_outside_vms_is_refused() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let home = Home {
-            root: tmp.path().to_path_buf(),
-        };
-        let outside = tmp.path().join("elsewhere");
-        std::fs::create_dir_all(&outside).expect("mkdir");
-        std::fs::create_dir_all(home.vms_dir()).expect("mkdir");
-        let name = WorkloadName::new("vm-link").expect("name");
-        std::os::unix::fs::symlink(&outside, home.vm_dir("vm-link")).expect("symlink");
-        assert!(remove_run_dir(&home, &name).is_err());
-        assert!(outside.is_dir());
-
-        let name = WorkloadName::new("vm-real").expect("name");
-        std::fs::create_dir_all(home.vm_dir("vm-real")).expect("mkdir");
-        std::fs::write(home.vm_dir("vm-real").join("console.log"), "x").expect("write");
-        remove_run_dir(&home, &name).expect("remove");
-        assert!(!home.vm_dir("vm-real").exists());
-        // Gone already: nothing to do.
-        remove_run_dir(&home, &name).expect("remove again");
     }
 }
