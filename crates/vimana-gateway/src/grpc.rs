@@ -23,7 +23,7 @@ pub(crate) fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
 }
 
 /// The `grpc-timeout` header value as a duration (`<1-8 digits><H|M|S|m|u|n>`).
-pub(crate) fn parse_timeout(value: &HeaderValue) -> Option<Duration> {
+pub fn parse_timeout(value: &HeaderValue) -> Option<Duration> {
     let text = value.to_str().ok()?;
     if text.len() < 2 || text.len() > 9 {
         return None;
@@ -59,8 +59,9 @@ pub(crate) fn percent_encode(message: &str) -> String {
 }
 
 /// Reads the single request message of a unary (or server-streaming) call
-/// without buffering more than `limit` bytes of message.
-pub(crate) async fn read_message<B>(mut body: B, limit: usize) -> Result<Bytes, Status>
+/// without buffering more than `limit` bytes of message (public for the
+/// fuzz targets in vimana-fuzz).
+pub async fn read_message<B>(mut body: B, limit: usize) -> Result<Bytes, Status>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,

@@ -37,7 +37,7 @@ pub use ca::{CA_COMMON_NAME, LocalCa};
 pub use dispatch::SCHEMA_PATH;
 pub use error::GatewayError;
 pub use gateway::{DEFAULT_MAX_REQUEST_BYTES, Gateway, GatewayConfig};
-pub use grpc::COMPONENT_HEADER;
+pub use grpc::{COMPONENT_HEADER, parse_timeout, read_message};
 pub use reflection::{V1_SERVICE, V1ALPHA_SERVICE};
 pub use routes::{DomainRoute, ReflectionPolicy, Routes, ServerRoute, TlsMaterial, VersionRoute};
 pub use tokio_util::sync::CancellationToken;

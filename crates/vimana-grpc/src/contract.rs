@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
+use prost::Message as _;
+use prost_reflect::prost_types::FileDescriptorSet;
+use prost_reflect::{DescriptorPool, Kind, MethodDescriptor, ServiceDescriptor};
 
 use crate::layout::{Layouts, Names};
 use crate::naming::{to_kebab, wit_package};
@@ -27,6 +29,57 @@ pub fn compile_protos(
         .open_files(files.iter().map(AsRef::as_ref))
         .map_err(|e| MapError::Compile(e.to_string()))?;
     Ok(compiler.encode_file_descriptor_set())
+}
+
+/// Refuses files whose `syntax` is neither proto2 nor proto3 (e.g.
+/// `editions`) before prost-reflect sees them: its `DescriptorPool::decode`
+/// (0.16) panics on them instead of returning an error.
+fn check_syntax(bytes: &[u8]) -> Result<(), MapError> {
+    let set = FileDescriptorSet::decode(bytes).map_err(|e| MapError::Descriptor(e.to_string()))?;
+    for file in &set.file {
+        if let Some(syntax) = file.syntax.as_deref()
+            && syntax != "proto2"
+            && syntax != "proto3"
+        {
+            return Err(MapError::Descriptor(format!(
+                "file `{}` has syntax `{syntax}`; only proto2 and proto3 are supported: compile the .proto with `syntax = \"proto3\";`",
+                file.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses map entry messages without a key (1) of a map key type and a
+/// value (2) field: prost-reflect assumes both and panics otherwise.
+fn check_map_entries(pool: &DescriptorPool) -> Result<(), MapError> {
+    for message in pool.all_messages().filter(|m| m.is_map_entry()) {
+        let key = message.get_field(1).map(|f| f.kind());
+        let key_ok = matches!(
+            key,
+            Some(
+                Kind::Int32
+                    | Kind::Int64
+                    | Kind::Uint32
+                    | Kind::Uint64
+                    | Kind::Sint32
+                    | Kind::Sint64
+                    | Kind::Fixed32
+                    | Kind::Fixed64
+                    | Kind::Sfixed32
+                    | Kind::Sfixed64
+                    | Kind::Bool
+                    | Kind::String
+            )
+        );
+        if !key_ok || message.get_field(2).is_none() {
+            return Err(MapError::Descriptor(format!(
+                "map entry message `{}` must have a key field 1 of an integer, bool or string type and a value field 2; regenerate the descriptor set from the .proto (protoc or protox)",
+                message.full_name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The services of a protobuf `FileDescriptorSet`, mapped onto component
@@ -53,8 +106,10 @@ impl Contract {
     /// include imports). Fails on names without a WIT form, name collisions
     /// and recursive messages.
     pub fn from_descriptor_set(bytes: &[u8]) -> Result<Contract, MapError> {
+        check_syntax(bytes)?;
         let pool =
             DescriptorPool::decode(bytes).map_err(|e| MapError::Descriptor(e.to_string()))?;
+        check_map_entries(&pool)?;
         let mut layouts = Layouts::default();
         let mut pending = Vec::new();
         let mut interfaces = Names::new("the world `services`");

@@ -33,6 +33,7 @@ pub use config::OciConfig;
 pub use config::parse_reference;
 pub use digest::{sha256_digest, sha256_hex};
 pub use error::OciError;
+pub use manifest::check_artifact_documents;
 pub use pull::{PulledArtifact, pull};
 pub use push::{PushOutcome, push};
 pub use transport::error_chain;

@@ -134,6 +134,17 @@ pub(crate) fn parse_config(
     Ok(config)
 }
 
+/// Checks an artifact's manifest and config blob as [`crate::pull`] does,
+/// without a registry: the entry point of the fuzz targets (vimana-fuzz).
+pub fn check_artifact_documents(
+    reference: &str,
+    manifest: &[u8],
+    config: &[u8],
+) -> Result<(), OciError> {
+    let manifest = parse_manifest(reference, manifest)?;
+    parse_config(reference, config, &manifest).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

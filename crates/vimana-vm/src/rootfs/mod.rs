@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 pub use error::RootfsError;
+pub use pull::check_manifest_document;
 
 use error::io_err;
 use inject::inject_agent;

@@ -102,6 +102,105 @@ pub(crate) fn parse_reference(reference: &str) -> Result<Reference, RootfsError>
     })
 }
 
+/// Parses a manifest or index document of `reference`.
+fn parse_document(reference: &str, bytes: &[u8]) -> Result<RawManifest, RootfsError> {
+    serde_json::from_slice(bytes).map_err(|e| RootfsError::UnsupportedManifest {
+        reference: reference.to_string(),
+        reason: format!("the manifest is not valid JSON: {e}"),
+    })
+}
+
+/// The linux/amd64 entry of an index.
+fn choose_platform(
+    reference: &str,
+    entries: Vec<RawDescriptor>,
+) -> Result<RawDescriptor, RootfsError> {
+    let offered: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.platform.as_ref())
+        .map(|p| format!("{}/{}", p.os, p.architecture))
+        .collect();
+    let chosen = entries.into_iter().find(|e| {
+        e.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+    });
+    chosen.ok_or_else(|| RootfsError::NoPlatform {
+        reference: reference.to_string(),
+        offered: if offered.is_empty() {
+            "none".into()
+        } else {
+            offered.join(", ")
+        },
+    })
+}
+
+/// The layers of an image manifest.
+fn image_of(
+    reference: &str,
+    manifest: RawManifest,
+    digest: String,
+) -> Result<Resolved, RootfsError> {
+    let unsupported = |reason: String| RootfsError::UnsupportedManifest {
+        reference: reference.to_string(),
+        reason,
+    };
+    if let Some(media_type) = &manifest.media_type
+        && media_type != OCI_MANIFEST
+        && media_type != DOCKER_MANIFEST
+    {
+        return Err(unsupported(format!("manifest media type `{media_type}`")));
+    }
+    let Some(raw_layers) = manifest.layers else {
+        return Err(unsupported("the manifest lists no layers".into()));
+    };
+    let mut layers = Vec::with_capacity(raw_layers.len());
+    for layer in raw_layers {
+        let compression = match layer.media_type.as_str() {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Compression::Gzip,
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
+            _ => {
+                return Err(RootfsError::UnsupportedLayer {
+                    reference: reference.to_string(),
+                    layer: layer.digest,
+                    media_type: layer.media_type,
+                });
+            }
+        };
+        if sha256_hex(&layer.digest).is_none() {
+            return Err(unsupported(format!(
+                "layer digest `{}` is not a sha256 digest",
+                layer.digest
+            )));
+        }
+        let size = u64::try_from(layer.size)
+            .map_err(|_| unsupported(format!("layer {} has a negative size", layer.digest)))?;
+        layers.push(Layer {
+            digest: layer.digest,
+            size,
+            media_type: layer.media_type,
+            compression,
+        });
+    }
+    Ok(Resolved {
+        manifest_digest: digest,
+        layers,
+    })
+}
+
+/// Checks a manifest or index document as a pull does, without a registry
+/// (an index must offer linux/amd64, a manifest must list supported
+/// layers): the entry point of the fuzz targets (vimana-fuzz).
+pub fn check_manifest_document(reference: &str, bytes: &[u8]) -> Result<(), RootfsError> {
+    let manifest = parse_document(reference, bytes)?;
+    match manifest.manifests {
+        Some(entries) => choose_platform(reference, entries).map(drop),
+        None => image_of(reference, manifest, String::new()).map(drop),
+    }
+}
+
 /// A registry session for one reference.
 pub(crate) struct Puller<'a> {
     client: Client,
@@ -180,28 +279,9 @@ impl<'a> Puller<'a> {
         let accepted = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
         let pinned = self.parsed.digest().map(str::to_string);
         let (bytes, digest) = self.fetch_manifest(&self.parsed, pinned, &accepted).await?;
-        let manifest = self.parse(&bytes)?;
+        let manifest = parse_document(self.reference, &bytes)?;
         if let Some(entries) = manifest.manifests {
-            let offered: Vec<String> = entries
-                .iter()
-                .filter_map(|e| e.platform.as_ref())
-                .map(|p| format!("{}/{}", p.os, p.architecture))
-                .collect();
-            let chosen = entries.into_iter().find(|e| {
-                e.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-            });
-            let Some(chosen) = chosen else {
-                return Err(RootfsError::NoPlatform {
-                    reference: self.reference.to_string(),
-                    offered: if offered.is_empty() {
-                        "none".into()
-                    } else {
-                        offered.join(", ")
-                    },
-                });
-            };
+            let chosen = choose_platform(self.reference, entries)?;
             let by_digest = self.by_digest(&chosen.digest);
             let (bytes, digest) = self
                 .fetch_manifest(
@@ -210,67 +290,10 @@ impl<'a> Puller<'a> {
                     &[OCI_MANIFEST, DOCKER_MANIFEST],
                 )
                 .await?;
-            let manifest = self.parse(&bytes)?;
-            return self.image(manifest, digest);
+            let manifest = parse_document(self.reference, &bytes)?;
+            return image_of(self.reference, manifest, digest);
         }
-        self.image(manifest, digest)
-    }
-
-    fn parse(&self, bytes: &[u8]) -> Result<RawManifest, RootfsError> {
-        serde_json::from_slice(bytes).map_err(|e| RootfsError::UnsupportedManifest {
-            reference: self.reference.to_string(),
-            reason: format!("the manifest is not valid JSON: {e}"),
-        })
-    }
-
-    fn image(&self, manifest: RawManifest, digest: String) -> Result<Resolved, RootfsError> {
-        let unsupported = |reason: String| RootfsError::UnsupportedManifest {
-            reference: self.reference.to_string(),
-            reason,
-        };
-        if let Some(media_type) = &manifest.media_type
-            && media_type != OCI_MANIFEST
-            && media_type != DOCKER_MANIFEST
-        {
-            return Err(unsupported(format!("manifest media type `{media_type}`")));
-        }
-        let Some(raw_layers) = manifest.layers else {
-            return Err(unsupported("the manifest lists no layers".into()));
-        };
-        let mut layers = Vec::with_capacity(raw_layers.len());
-        for layer in raw_layers {
-            let compression = match layer.media_type.as_str() {
-                "application/vnd.oci.image.layer.v1.tar+gzip"
-                | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Compression::Gzip,
-                "application/vnd.oci.image.layer.v1.tar"
-                | "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
-                _ => {
-                    return Err(RootfsError::UnsupportedLayer {
-                        reference: self.reference.to_string(),
-                        layer: layer.digest,
-                        media_type: layer.media_type,
-                    });
-                }
-            };
-            if sha256_hex(&layer.digest).is_none() {
-                return Err(unsupported(format!(
-                    "layer digest `{}` is not a sha256 digest",
-                    layer.digest
-                )));
-            }
-            let size = u64::try_from(layer.size)
-                .map_err(|_| unsupported(format!("layer {} has a negative size", layer.digest)))?;
-            layers.push(Layer {
-                digest: layer.digest,
-                size,
-                media_type: layer.media_type,
-                compression,
-            });
-        }
-        Ok(Resolved {
-            manifest_digest: digest,
-            layers,
-        })
+        image_of(self.reference, manifest, digest)
     }
 
     /// Fetch a manifest and check its bytes against `expected` (or the
