@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use vimana_grpc::{Code, Status};
 
 use crate::body::GatewayBody;
+use crate::budget::ConnBudget;
 use crate::dispatch::split_path;
 use crate::gateway::Inner;
 use crate::grpc;
@@ -90,8 +91,10 @@ pub(crate) async fn grpc_call(
     }
     let start = Instant::now();
     let limit = inner.config.max_request_bytes;
+    let conn = req.extensions().get::<ConnBudget>().cloned();
     let call = async move {
         let message = grpc::read_message(req.into_body(), limit).await?;
+        let _decode = crate::budget::reserve(inner, conn.as_ref(), message.len())?;
         let left = deadline.saturating_sub(start.elapsed());
         if left.is_zero() {
             return Err(Status::deadline_exceeded(

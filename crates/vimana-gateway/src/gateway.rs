@@ -7,6 +7,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use vimana_listen::ConnLimits;
 
+use crate::budget::Budget;
 use crate::ca::LocalCa;
 use crate::error::GatewayError;
 use crate::routes::Routes;
@@ -14,6 +15,11 @@ use crate::table::Table;
 
 /// The default limit of a request message or body: 4 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// The default in-flight decode memory of one connection: 512 MiB.
+pub const DEFAULT_DECODE_MEMORY_PER_CONNECTION: usize = 512 << 20;
+/// The default in-flight decode memory of the gateway: 1 GiB.
+pub const DEFAULT_DECODE_MEMORY_TOTAL: usize = 1 << 30;
 
 /// How the gateway serves.
 #[derive(Debug, Clone)]
@@ -25,6 +31,11 @@ pub struct GatewayConfig {
     pub deadline_grace: Duration,
     /// How long a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// In-flight decode memory of one connection: requests whose
+    /// `vimana_grpc::decode_bound` does not fit are RESOURCE_EXHAUSTED.
+    pub decode_memory_per_connection: usize,
+    /// In-flight decode memory of the whole gateway.
+    pub decode_memory_total: usize,
     /// Connection cap, header-read and idle timeouts, HTTP/2 keepalive of
     /// both listeners (each listener has its own cap).
     pub connections: ConnLimits,
@@ -40,6 +51,8 @@ impl Default for GatewayConfig {
             deadline_grace: Duration::from_millis(200),
             handshake_timeout: Duration::from_secs(10),
             connections: ConnLimits::default(),
+            decode_memory_per_connection: DEFAULT_DECODE_MEMORY_PER_CONNECTION,
+            decode_memory_total: DEFAULT_DECODE_MEMORY_TOTAL,
             local_ca: None,
         }
     }
@@ -49,6 +62,7 @@ impl Default for GatewayConfig {
 pub(crate) struct Inner {
     pub(crate) config: GatewayConfig,
     pub(crate) table: ArcSwap<Table>,
+    pub(crate) decode: Budget,
 }
 
 /// The gateway: cheap to clone, every clone serves the same route table.
@@ -70,6 +84,11 @@ impl Gateway {
     pub fn new(config: GatewayConfig) -> Gateway {
         Gateway {
             inner: Arc::new(Inner {
+                decode: Budget::new(
+                    config.decode_memory_total,
+                    "the gateway's in-flight decode memory",
+                    "[gateway] decode_memory_total",
+                ),
                 config,
                 table: ArcSwap::from_pointee(Table::default()),
             }),

@@ -18,6 +18,7 @@
 
 mod backend;
 mod body;
+mod budget;
 mod ca;
 mod call;
 mod dispatch;
@@ -36,7 +37,10 @@ pub use body::{BoxError, GatewayBody};
 pub use ca::{CA_COMMON_NAME, LocalCa};
 pub use dispatch::SCHEMA_PATH;
 pub use error::GatewayError;
-pub use gateway::{DEFAULT_MAX_REQUEST_BYTES, Gateway, GatewayConfig};
+pub use gateway::{
+    DEFAULT_DECODE_MEMORY_PER_CONNECTION, DEFAULT_DECODE_MEMORY_TOTAL, DEFAULT_MAX_REQUEST_BYTES,
+    Gateway, GatewayConfig,
+};
 pub use grpc::{COMPONENT_HEADER, parse_timeout, read_message};
 pub use reflection::{V1_SERVICE, V1ALPHA_SERVICE};
 pub use routes::{DomainRoute, ReflectionPolicy, Routes, ServerRoute, TlsMaterial, VersionRoute};

@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use vimana_listen::Conn;
 
+use crate::budget::ConnBudget;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, Inner};
 
@@ -79,7 +80,10 @@ async fn connection<IO>(inner: Arc<Inner>, io: IO, sni: Option<Arc<str>>, conn: 
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service =
-        service_fn(move |req| crate::dispatch::handle(Arc::clone(&inner), sni.clone(), req));
+    let budget = ConnBudget::new(inner.config.decode_memory_per_connection);
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(budget.clone());
+        crate::dispatch::handle(Arc::clone(&inner), sni.clone(), req)
+    });
     vimana_listen::serve_http(io, service, conn).await;
 }

@@ -53,6 +53,12 @@ pub struct GatewayConfig {
     pub h2c_listen: String,
     /// Largest gRPC request message accepted, in bytes.
     pub max_request_bytes: usize,
+    /// In-flight decode memory of one connection, in bytes (512 MiB): a
+    /// request reserves 40 × its message size + 64 KiB before it is
+    /// decoded; one that does not fit is answered RESOURCE_EXHAUSTED.
+    pub decode_memory_per_connection: usize,
+    /// In-flight decode memory of the whole gateway, in bytes (1 GiB).
+    pub decode_memory_total: usize,
     /// `[gateway.connections]`: limits of each gateway listener.
     pub connections: ConnectionsConfig,
 }
@@ -122,6 +128,8 @@ impl Default for GatewayConfig {
             tls_listen: "127.0.0.1:8443".into(),
             h2c_listen: "127.0.0.1:8080".into(),
             max_request_bytes: 4 << 20,
+            decode_memory_per_connection: vimana_gateway::DEFAULT_DECODE_MEMORY_PER_CONNECTION,
+            decode_memory_total: vimana_gateway::DEFAULT_DECODE_MEMORY_TOTAL,
             connections: ConnectionsConfig::default(),
         }
     }

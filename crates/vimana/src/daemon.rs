@@ -162,6 +162,8 @@ fn wasm_runtime(
     let gateway = Arc::new(vimana_gateway::Gateway::new(
         vimana_gateway::GatewayConfig {
             max_request_bytes: config.gateway.max_request_bytes,
+            decode_memory_per_connection: config.gateway.decode_memory_per_connection,
+            decode_memory_total: config.gateway.decode_memory_total,
             connections,
             local_ca: Some(Arc::new(ca)),
             ..vimana_gateway::GatewayConfig::default()
