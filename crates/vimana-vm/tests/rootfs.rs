@@ -315,3 +315,19 @@ async fn work_left_by_a_killed_build_is_removed() {
     );
     assert_eq!(builder.remove_stale_work(), 0);
 }
+
+/// The same at daemon start: the VM driver removes what a killed daemon's
+/// builds left in its root-filesystem cache.
+#[test]
+fn the_vm_driver_removes_stale_build_work_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = vimana_vm::driver::VmDriverConfig::under(dir.path());
+    let tmp = cfg.cache_dir.join("rootfs/tmp");
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = tmp.join(format!("build-{dead}-0"));
+    std::fs::create_dir_all(stale.join("root/etc")).unwrap();
+    let _driver = vimana_vm::driver::VmDriver::new(cfg);
+    assert!(!stale.exists(), "{} is left", stale.display());
+}

@@ -294,10 +294,8 @@ async fn image_root(
         return Ok(config.clone());
     };
     let agent = super::prepare::guest_agent(cfg)?;
-    let builder = crate::rootfs::RootfsBuilder::new(
-        cfg.cache_dir.join("rootfs"),
-        cfg.insecure_registries.clone(),
-    );
+    let builder =
+        crate::rootfs::RootfsBuilder::new(cfg.rootfs_cache(), cfg.insecure_registries.clone());
     let image = builder
         .build(reference, &agent, config.disk_bytes)
         .await

@@ -69,6 +69,13 @@ impl VmDriverConfig {
     }
 }
 
+impl VmDriverConfig {
+    /// Where root filesystems built from OCI images are cached.
+    pub(crate) fn rootfs_cache(&self) -> PathBuf {
+        self.cache_dir.join("rootfs")
+    }
+}
+
 /// The microVM driver.
 pub struct VmDriver {
     cfg: VmDriverConfig,
@@ -79,7 +86,10 @@ pub struct VmDriver {
 }
 
 impl VmDriver {
+    /// The driver of one daemon. What builds of a killed daemon left in the
+    /// root-filesystem cache's `tmp/` is removed here, at daemon start.
     pub fn new(cfg: VmDriverConfig) -> Self {
+        crate::rootfs::RootfsBuilder::new(cfg.rootfs_cache(), Vec::new()).remove_stale_work();
         Self {
             cfg,
             kvm: OnceLock::new(),
