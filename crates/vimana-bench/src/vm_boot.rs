@@ -261,7 +261,7 @@ impl Rig {
     }
 
     fn daemon_log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.home.join("logs/daemon.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.home.join("daemon.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
     }

@@ -157,9 +157,10 @@ impl Client {
             req = req.header(http::header::CONTENT_TYPE, "application/json");
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        sender.send_request(req).await.context(
-            "the daemon closed the connection; see its log under VIMANA_HOME/logs/daemon.log",
-        )
+        sender
+            .send_request(req)
+            .await
+            .context("the daemon closed the connection; see its log, VIMANA_HOME/daemon.log")
     }
 
     /// One request; JSON in and out; problem details become [`ProblemError`].

@@ -68,8 +68,12 @@ impl Home {
     pub fn gateway_file(&self) -> PathBuf {
         self.root.join("gateway.json")
     }
+    /// The daemon's own log (its stdout/stderr when autostarted). Not in
+    /// `logs/`, which holds only workloads' logs (`logs/<name>.*`), so a
+    /// workload may be named `daemon`. Daemons before this change wrote to
+    /// `logs/daemon.log`; that file is left alone.
     pub fn daemon_log(&self) -> PathBuf {
-        self.logs().join("daemon.log")
+        self.root.join("daemon.log")
     }
     /// One directory per microVM (`vms/<name>`): its sockets
     /// (`console.sock`, `vsock.sock`, `qmp.sock`), `console.log`, VMM logs.
