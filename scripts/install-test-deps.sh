@@ -31,11 +31,13 @@ PACKAGES=(
     iproute2         # ip netns / ip link in the network tests
 )
 
-# PyPI packages of the Python test clients (tests/py). Installed for the
-# `python3` on PATH; idempotent (pip skips what is present).
-PIP_PACKAGES=(grpcio grpcio-tools grpcio-reflection)
+# PyPI packages of the Python test clients (tests/py) and schemathesis (the
+# API fuzz run of crates/vimana/tests/schemathesis.rs; its CLI flags changed
+# in 4.x, hence the range). Installed for the `python3` on PATH; idempotent
+# (pip skips what is present).
+PIP_PACKAGES=(grpcio grpcio-tools grpcio-reflection "schemathesis>=4,<5")
 pip_install() {
-    if python3 -c 'import grpc, grpc_tools, grpc_reflection' >/dev/null 2>&1; then
+    if python3 -c 'import grpc, grpc_tools, grpc_reflection, schemathesis' >/dev/null 2>&1; then
         return 0
     fi
     echo "install-test-deps: pip installing ${PIP_PACKAGES[*]}" >&2
