@@ -49,7 +49,7 @@ impl ConnLimits {
         for (name, d) in positive {
             if d.is_zero() {
                 return Err(format!(
-                    "{name} must be greater than 0; set it to a number of milliseconds such as 10000"
+                    "{name}_ms must be greater than 0; set it to a number of milliseconds such as 10000"
                 ));
             }
         }
