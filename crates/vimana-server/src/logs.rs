@@ -89,7 +89,7 @@ pub(crate) fn ndjson_response<T: Serialize + Send + 'static>(
         of them), then, with `follow=true`, new records as they arrive until the client \
         disconnects.",
     params(
-        ("name" = String, Path, description = "Workload name, ^[a-z][a-z0-9-]{0,62}$"),
+        ("name" = String, Path, pattern = "^[a-z][a-z0-9-]{0,62}$", description = "Workload name, ^[a-z][a-z0-9-]{0,62}$"),
         ("tail" = Option<usize>, Query, description = "Only the last N stored records"),
         ("follow" = Option<bool>, Query, description = "Keep streaming new records (default false)"),
     ),

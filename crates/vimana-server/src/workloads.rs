@@ -109,7 +109,7 @@ pub(crate) async fn list_workloads(
     tag = "workloads",
     operation_id = "get_workload",
     summary = "One workload",
-    params(("name" = String, Path, description = "Workload name, ^[a-z][a-z0-9-]{0,62}$")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9-]{0,62}$", description = "Workload name, ^[a-z][a-z0-9-]{0,62}$")),
     responses(
         (status = 200, description = "The workload", body = Workload),
         (status = 400, description = "Invalid name", body = vimana_api::Problem, content_type = "application/problem+json"),
@@ -133,7 +133,7 @@ pub(crate) async fn get_workload(
     description = "With a `spec`, registers the workload if it is new and starts it. \
         Without a body (or with `{}`), starts an existing, stopped workload again. \
         Starting a running workload returns it unchanged.",
-    params(("name" = String, Path, description = "Workload name, ^[a-z][a-z0-9-]{0,62}$")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9-]{0,62}$", description = "Workload name, ^[a-z][a-z0-9-]{0,62}$")),
     request_body(content = StartRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The workload after starting", body = Workload),
@@ -160,7 +160,7 @@ pub(crate) async fn put_workload(
     tag = "workloads",
     operation_id = "stop_workload",
     summary = "Stop a workload and keep its record",
-    params(("name" = String, Path, description = "Workload name, ^[a-z][a-z0-9-]{0,62}$")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9-]{0,62}$", description = "Workload name, ^[a-z][a-z0-9-]{0,62}$")),
     responses(
         (status = 200, description = "The workload after stopping", body = Workload),
         (status = 400, description = "Invalid name", body = vimana_api::Problem, content_type = "application/problem+json"),
@@ -181,7 +181,7 @@ pub(crate) async fn stop_workload(
     tag = "workloads",
     operation_id = "remove_workload",
     summary = "Stop (if needed) and remove a workload and its logs",
-    params(("name" = String, Path, description = "Workload name, ^[a-z][a-z0-9-]{0,62}$")),
+    params(("name" = String, Path, pattern = "^[a-z][a-z0-9-]{0,62}$", description = "Workload name, ^[a-z][a-z0-9-]{0,62}$")),
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "Invalid name", body = vimana_api::Problem, content_type = "application/problem+json"),
