@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use vimana_grpc::{Code, Status};
 
 use crate::body::{self, GatewayBody};
+use crate::budget::ConnBudget;
 use crate::call::{guarded, within};
 use crate::gateway::Inner;
 use crate::grpc::COMPONENT_HEADER;
@@ -107,8 +108,10 @@ pub(crate) async fn json_call(
     let deadline = server.deadline;
     let limit = inner.config.max_request_bytes;
     let method = method.to_string();
+    let conn = req.extensions().get::<ConnBudget>().cloned();
     let call = async move {
         let json = read_body(req.into_body(), limit).await?;
+        let _decode = crate::budget::reserve(inner, conn.as_ref(), json.len())?;
         guarded(backend.json(&method, json, deadline)).await
     };
     match within(inner, deadline, call).await {

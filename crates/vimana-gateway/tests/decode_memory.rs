@@ -61,12 +61,25 @@ impl GrpcBackend for Blob {
     fn is_server_streaming(&self, _: &str) -> bool {
         false
     }
-    fn json<'a>(&'a self, _: &'a str, _: Bytes, _: Duration) -> BackendFuture<'a, Bytes> {
-        Box::pin(async { Err(Status::unimplemented("no JSON")) })
+    fn json<'a>(
+        &'a self,
+        method: &'a str,
+        request: Bytes,
+        _: Duration,
+    ) -> BackendFuture<'a, Bytes> {
+        Box::pin(async move {
+            let m = self.contract.method("blob.v1.Blob", method).unwrap();
+            m.decode_json_request(&request)?;
+            Ok(Bytes::from(format!("{{\"len\":\"{}\"}}", request.len())))
+        })
     }
 }
 
 fn blob_routes() -> Routes {
+    blob_routes_with(None)
+}
+
+fn blob_routes_with(open_api: Option<Bytes>) -> Routes {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vimana-grpc/tests/protos");
     let set = vimana_grpc::compile_protos(&[dir.join("blob.proto")], &[dir]).unwrap();
     let backend = Arc::new(Blob {
@@ -82,6 +95,7 @@ fn blob_routes() -> Routes {
             id: "demo".into(),
             hostnames: vec!["demo.vimana.test".into()],
             services: HashMap::from([("blob.v1.Blob".to_string(), server)]),
+            open_api,
             ..Default::default()
         }],
     }
@@ -170,4 +184,49 @@ async fn sixty_four_concurrent_4_mib_bytes_requests_stay_within_the_memory_bound
     );
     assert!(codes.get(&0).copied().unwrap_or(0) >= 1, "{codes:?}");
     assert!(peak <= bound);
+}
+
+#[tokio::test]
+async fn a_request_beyond_the_connection_budget_is_resource_exhausted_for_grpc_and_json() {
+    let config = GatewayConfig {
+        decode_memory_per_connection: 1 << 20,
+        ..GatewayConfig::default()
+    };
+    let routes = blob_routes_with(Some(Bytes::from_static(b"{}")));
+    let gw = common::start(routes, false, config).await;
+    // Chunk { data: 100 000 bytes } may decode into ~4 MiB: over 1 MiB.
+    let mut msg = vec![0x0a, 0xa0, 0x8d, 0x06];
+    msg.resize(4 + 100_000, 1);
+    let mut h2 = client::h2c(gw.addr).await;
+    let url = "http://demo.vimana.test/blob.v1.Blob/Put";
+    let reply = grpc_raw(&mut h2, url, frame(&msg), &[]).await.unwrap();
+    assert_eq!(reply.status, 8, "{reply:?}");
+    assert!(
+        reply.message.contains("decode_memory_per_connection"),
+        "{}",
+        reply.message
+    );
+    // The same through JSON transcoding.
+    let json = format!("{{\"data\":\"{}\"}}", "A".repeat(100_000));
+    let mut h1 = client::h1(gw.addr).await;
+    let req = http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(json)))
+        .unwrap();
+    let resp = h1.send_request(req).await.unwrap();
+    let status = resp.status();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        !status.is_success() && text.contains("decode_memory_per_connection"),
+        "{status} {text}"
+    );
+    // Small requests still pass on both.
+    let reply = grpc_raw(&mut h2, url, frame(&[0x0a, 0x01, 0x07]), &[])
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 0, "{reply:?}");
 }
