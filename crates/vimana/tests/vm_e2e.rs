@@ -34,38 +34,33 @@ struct Parts {
     kernel: PathBuf,
     modules: PathBuf,
     release: String,
-    agent: PathBuf,
 }
 
-/// QEMU, vhost-device-vsock, the kernel and the static agent, through the
-/// shared test kit (skips with the reason, fails under `CI`).
+/// QEMU, vhost-device-vsock and the kernel, through the shared test kit
+/// (skips with the reason, fails under `CI`). No agent: the `vimana` of a
+/// plain `cargo build` boots guests with the static agent it embeds.
 fn parts() -> Option<Parts> {
     vimana_testkit::require(vimana_testkit::vm_prerequisites())?;
     let assets = vimana_testkit::require(vimana_testkit::vm_assets())?;
-    let agent = vimana_testkit::require(vimana_testkit::static_agent())?;
     Some(Parts {
         release: assets.release(),
         kernel: assets.kernel,
         modules: assets.modules,
-        agent,
     })
 }
 
 /// A VIMANA_HOME under /tmp with a short name (unix socket addresses hold
-/// 107 bytes), the test config of [`Env::new`] plus `[vm] agent`.
-fn vm_env(parts: &Parts) -> Env {
+/// 107 bytes), the test config of [`Env::new`] with no `[vm] agent`.
+fn vm_env(_parts: &Parts) -> Env {
     let dir = tempfile::Builder::new()
         .prefix("vme")
         .tempdir_in("/tmp")
         .expect("tempdir");
     std::fs::write(
         dir.path().join("config.toml"),
-        format!(
-            "[daemon]\npoll_interval_ms = 200\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\nhealthy_reset_ms = 10000\n\
-             [gateway]\ntls_listen = \"127.0.0.1:0\"\nh2c_listen = \"127.0.0.1:0\"\n\
-             [vm]\nagent = {agent:?}\nready_timeout_secs = 240\nstop_timeout_secs = 30\n",
-            agent = parts.agent.display().to_string(),
-        ),
+        "[daemon]\npoll_interval_ms = 200\nbackoff_base_ms = 100\nbackoff_max_ms = 1000\nhealthy_reset_ms = 10000\n\
+         [gateway]\ntls_listen = \"127.0.0.1:0\"\nh2c_listen = \"127.0.0.1:0\"\n\
+         [vm]\nready_timeout_secs = 240\nstop_timeout_secs = 30\n",
     )
     .expect("config");
     Env { dir }
@@ -533,6 +528,11 @@ fn a_vm_lives_through_the_cli_and_a_daemon_crash() {
     }
     let merged = cli_ok(&env, &["logs", NAME], SHORT);
     assert!(merged.contains("guest agent ready"), "{merged}");
+    // The agent came from the binary (no `[vm] agent`, no $VIMANA_AGENT).
+    let embedded = std::fs::read_dir(env.dir.path().join("cache/vm/agent"))
+        .map(|d| d.flatten().count())
+        .unwrap_or(0);
+    assert_eq!(embedded, 1, "the embedded agent was not used");
 
     // 5. kill -9 of the daemon: the VM runs on and is re-adopted.
     let daemon = env.daemon_pid().expect("daemon pid");

@@ -57,7 +57,8 @@ pub fn kernel_of(config: &VmConfig, cfg: &VmDriverConfig) -> Result<PathBuf, Dri
 }
 
 /// The guest agent to bake into guests (`cfg.agent`, else
-/// [`vimana_agent::locate_static_agent`]), refused unless it is a static
+/// `$VIMANA_AGENT`, else the static agent embedded at build time by
+/// `vimana-agent-image`, else [`vimana_agent::locate_static_agent`]), refused unless it is a static
 /// executable: it runs as PID 1 before any library exists in the guest (a
 /// dynamically linked one makes the kernel panic with "not found").
 pub fn guest_agent(cfg: &VmDriverConfig) -> Result<PathBuf, DriverError> {
@@ -66,9 +67,17 @@ pub fn guest_agent(cfg: &VmDriverConfig) -> Result<PathBuf, DriverError> {
          config.toml (or {}) to the path it prints",
         vimana_agent::AGENT_ENV
     );
-    let agent = cfg
-        .agent
-        .clone()
+    let explicit = cfg.agent.clone().or_else(|| {
+        std::env::var_os(vimana_agent::AGENT_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let embedded = match (&explicit, vimana_agent_image::AGENT) {
+        (None, Some(bytes)) => Some(embedded_agent(cfg, bytes)?),
+        _ => None,
+    };
+    let agent = explicit
+        .or(embedded)
         .or_else(vimana_agent::locate_static_agent)
         .ok_or_else(|| {
             DriverError::new(format!(
@@ -90,6 +99,35 @@ pub fn guest_agent(cfg: &VmDriverConfig) -> Result<PathBuf, DriverError> {
         )));
     }
     Ok(agent)
+}
+
+/// The agent embedded in this binary at build time, written once to
+/// `<cache>/agent/vimana-agent-<sha256>` (content-addressed, atomically).
+fn embedded_agent(cfg: &VmDriverConfig, bytes: &[u8]) -> Result<PathBuf, DriverError> {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let path = cfg
+        .cache_dir
+        .join("agent")
+        .join(format!("vimana-agent-{hex}"));
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        DriverError::new(format!(
+            "cannot {what} the embedded guest agent at {}: {e}",
+            path.display()
+        ))
+    };
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+        return Ok(path);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail("create the directory of", &e))?;
+    }
+    initramfs::write_atomically(&path, bytes).map_err(|e| fail("write", &e))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| fail("make executable", &e))?;
+    Ok(path)
 }
 
 /// Builds (or finds in the cache) the initramfs: busybox, the kernel's
@@ -289,6 +327,36 @@ pub fn console_tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_configured_agent_the_embedded_static_one_is_used() {
+        if std::env::var_os(vimana_agent::AGENT_ENV).is_some() {
+            eprintln!("SKIP: {} is set", vimana_agent::AGENT_ENV);
+            return;
+        }
+        let Some(bytes) = vimana_agent_image::AGENT else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "this build embeds no guest agent (see vimana-agent-image's build warning)"
+            );
+            eprintln!("SKIP: no embedded agent (VIMANA_EMBED_AGENT=0?)");
+            return;
+        };
+        assert_eq!(
+            initramfs::not_static(bytes),
+            None,
+            "the embedded agent is static"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = VmDriverConfig::under(tmp.path());
+        assert!(cfg.agent.is_none());
+        let first = guest_agent(&cfg).unwrap();
+        assert!(first.starts_with(cfg.cache_dir.join("agent")), "{first:?}");
+        assert_eq!(std::fs::read(&first).unwrap(), bytes);
+        // Written once, content-addressed: the second call reuses it.
+        let again = guest_agent(&cfg).unwrap();
+        assert_eq!(first, again);
+    }
 
     #[test]
     fn modules_dir_follows_the_debian_layout() {

@@ -11,6 +11,7 @@
 //!   atomically; the cache names files by the sha256 of their contents.
 
 mod cache;
+pub(crate) use cache::write_atomically;
 mod cpio;
 mod elf;
 mod init_script;
