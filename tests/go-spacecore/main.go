@@ -10,6 +10,8 @@
 //	SC_CRASH_ON=start|stop|status|logs  os.Exit(3) inside that RPC (comma list ok)
 //	SC_CHATTY=1      write a line to stdout AND stderr every 100ms, forever
 //	SC_AUTOSTART=1   start the workload before serving (Status says "running")
+//	SC_HANG_ON=start|stop|status|logs  never answer that RPC (comma list ok)
+//	SC_START_DELAY_MS=n  sleep n ms in Start before starting the workload
 //	SC_LOG_LEVEL=..  hclog level (default info)
 //	SC_EXPECT_COOKIE=v  expect this magic cookie value instead of "v1"
 //	                    (simulates a plugin built for another host)
@@ -24,6 +26,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,11 +55,15 @@ func main() {
 	if stateDir == "" {
 		stateDir = filepath.Join(os.TempDir(), fmt.Sprintf("go-spacecore-%d", os.Getpid()))
 	}
-	crashOn := map[string]bool{}
-	for _, c := range strings.Split(os.Getenv("SC_CRASH_ON"), ",") {
-		if c = strings.ToLower(strings.TrimSpace(c)); c != "" {
-			crashOn[c] = true
+	crashOn := callSet(os.Getenv("SC_CRASH_ON"))
+	var startDelay time.Duration
+	if v := os.Getenv("SC_START_DELAY_MS"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms < 0 {
+			logger.Error("SC_START_DELAY_MS must be a number of milliseconds", "value", v)
+			os.Exit(1)
 		}
+		startDelay = time.Duration(ms) * time.Millisecond
 	}
 
 	// Refuse early (same message/exit code as plugin.Serve) so that running
@@ -71,6 +78,8 @@ func main() {
 		logger.Error("cannot prepare state dir", "dir", stateDir, "error", err)
 		os.Exit(1)
 	}
+	core.hangOn = callSet(os.Getenv("SC_HANG_ON"))
+	core.startDelay = startDelay
 	logger.Info("go-spacecore starting", "pid", os.Getpid(), "state_dir", stateDir,
 		"crash_on", os.Getenv("SC_CRASH_ON"), "chatty", os.Getenv("SC_CHATTY") == "1",
 		"autostart", os.Getenv("SC_AUTOSTART") == "1")
@@ -112,4 +121,15 @@ func chatter(stdout, stderr *os.File) {
 		fmt.Fprintf(stderr, "chatty stderr %d pid=%d\n", i, os.Getpid())
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// callSet parses a comma list of RPC names (start, stop, status, logs).
+func callSet(list string) map[string]bool {
+	set := map[string]bool{}
+	for _, c := range strings.Split(list, ",") {
+		if c = strings.ToLower(strings.TrimSpace(c)); c != "" {
+			set[c] = true
+		}
+	}
+	return set
 }

@@ -27,6 +27,10 @@ type counterCore struct {
 	stateDir string
 	path     string
 	crashOn  map[string]bool
+	// hangOn names RPCs that block forever (SC_HANG_ON); startDelay is how
+	// long Start sleeps before it starts the workload (SC_START_DELAY_MS).
+	hangOn     map[string]bool
+	startDelay time.Duration
 
 	mu      sync.Mutex
 	running bool
@@ -63,9 +67,23 @@ func (c *counterCore) maybeCrash(call string) {
 	}
 }
 
+// maybeHang blocks the RPC forever when SC_HANG_ON names it.
+func (c *counterCore) maybeHang(call string) {
+	if c.hangOn[call] {
+		c.log.Warn("SC_HANG_ON: never answering", "call", call)
+		select {}
+	}
+}
+
 func (c *counterCore) Start(id string) (string, error) {
 	c.log.Info("Start called", "plugin_id", id)
 	c.maybeCrash("start")
+	c.maybeHang("start")
+	if c.startDelay > 0 {
+		// Outside the lock: Status still answers while Start is slow.
+		c.log.Info("SC_START_DELAY_MS: sleeping in Start", "delay", c.startDelay.String())
+		time.Sleep(c.startDelay)
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -116,6 +134,7 @@ func (c *counterCore) run(f *os.File, stop <-chan struct{}, done chan<- struct{}
 func (c *counterCore) Stop(id string) (string, error) {
 	c.log.Info("Stop called", "plugin_id", id)
 	c.maybeCrash("stop")
+	c.maybeHang("stop")
 
 	c.mu.Lock()
 	if !c.running {
@@ -134,6 +153,7 @@ func (c *counterCore) Stop(id string) (string, error) {
 func (c *counterCore) Status(id string) (string, error) {
 	c.log.Info("Status called", "plugin_id", id)
 	c.maybeCrash("status")
+	c.maybeHang("status")
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -146,6 +166,7 @@ func (c *counterCore) Status(id string) (string, error) {
 func (c *counterCore) Logs(id string) ([]string, error) {
 	c.log.Info("Logs called", "plugin_id", id)
 	c.maybeCrash("logs")
+	c.maybeHang("logs")
 
 	lines, err := tailLines(c.path, logTailLines)
 	if os.IsNotExist(err) {

@@ -28,6 +28,10 @@ pub struct CoreOptions {
     pub healthy_reset: Duration,
     /// How long `Start` waits for the first launch beyond the driver's own timeouts.
     pub start_wait: Duration,
+    /// How long one [`crate::Instance::probe`] may take before the workload
+    /// counts as crashed (a driver with its own, shorter deadlines reports
+    /// them better).
+    pub probe_timeout: Duration,
 }
 
 impl Default for CoreOptions {
@@ -38,6 +42,7 @@ impl Default for CoreOptions {
             backoff_max: Duration::from_secs(60),
             healthy_reset: Duration::from_secs(60),
             start_wait: Duration::from_secs(120),
+            probe_timeout: Duration::from_secs(5),
         }
     }
 }

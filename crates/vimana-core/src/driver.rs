@@ -38,6 +38,9 @@ pub struct RunContext {
     pub logs: LogSink,
     /// Directory for this workload's raw output files.
     pub log_dir: PathBuf,
+    /// Stores an adoption handle before the slow part of a launch, so a
+    /// daemon killed meanwhile leaves the workload findable.
+    pub recorder: crate::HandleRecorder,
 }
 
 /// A workload kind: the one thing it must do is bring a workload up (or

@@ -11,6 +11,7 @@ mod error;
 mod inner;
 mod logs;
 mod observer;
+mod recorder;
 mod resources;
 mod supervisor;
 
@@ -24,6 +25,7 @@ pub use driver::{Driver, DriverError, Exit, Instance, RunContext};
 pub use error::CoreError;
 pub use logs::{LogBook, LogSink, Rotation};
 pub use observer::{AVAILABLE, NO_RUNTIME, ResourceObserver, available, no_runtime};
+pub use recorder::HandleRecorder;
 
 /// What the REST layer (and tests) need from the core.
 #[async_trait]

@@ -10,9 +10,7 @@ use vimana_api::{DesiredState, EventKind, RestartPolicy, WorkloadName, WorkloadS
 use vimana_store::Record;
 
 use crate::inner::Inner;
-use crate::{Backoff, Driver, Exit, Instance, LogSink, RunContext};
-
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::{Backoff, Driver, Exit, HandleRecorder, Instance, LogSink, RunContext};
 
 /// Commands the core sends to a running supervisor.
 pub(crate) enum Cmd {
@@ -105,6 +103,7 @@ impl Supervisor {
                 adopt_only: launch.stop_after_adopt,
                 logs: self.sink.clone(),
                 log_dir: self.inner.logs.dir().to_path_buf(),
+                recorder: HandleRecorder::new(self.inner.clone(), self.name.clone()),
             };
             let result = self.driver.run(ctx).await;
             let instance = match result {
@@ -146,7 +145,9 @@ impl Supervisor {
             let adopted = adopting && instance.adopted();
             let pid = instance.pid();
             let handle = instance.handle();
-            let detail = probe(&*instance).await.unwrap_or_default();
+            let detail = probe(&*instance, self.inner.opts.probe_timeout)
+                .await
+                .unwrap_or_default();
             // Adoption that had to launch anew counts as a restart.
             let relaunched = adopting && !adopted;
             let (kind, msg) = if adopted {
@@ -279,7 +280,7 @@ impl Supervisor {
                     None => WatchEnd::Detached,
                 },
                 exit = instance.exited() => return WatchEnd::Exited(exit),
-                () = tokio::time::sleep(poll) => match probe(instance).await {
+                () = tokio::time::sleep(poll) => match probe(instance, self.inner.opts.probe_timeout).await {
                     Ok(detail) if detail != last => {
                         last = detail.clone();
                         self.set(None, "", move |r| r.workload.detail = detail).await;
@@ -321,11 +322,11 @@ impl Supervisor {
     }
 }
 
-async fn probe(instance: &dyn Instance) -> Result<String, String> {
-    match tokio::time::timeout(PROBE_TIMEOUT, instance.probe()).await {
+async fn probe(instance: &dyn Instance, limit: Duration) -> Result<String, String> {
+    match tokio::time::timeout(limit, instance.probe()).await {
         Ok(Ok(d)) => Ok(d),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("status call timed out after {PROBE_TIMEOUT:?}")),
+        Err(_) => Err(format!("status call timed out after {limit:?}")),
     }
 }
 

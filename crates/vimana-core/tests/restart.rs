@@ -34,6 +34,7 @@ fn harness() -> Harness {
         backoff_max: Duration::from_millis(80),
         healthy_reset: Duration::from_millis(500),
         start_wait: Duration::from_secs(2),
+        ..CoreOptions::default()
     };
     let core = Core::new(store, logs, vec![driver.arc()], opts);
     Harness {

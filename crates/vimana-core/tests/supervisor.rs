@@ -30,6 +30,7 @@ fn opts() -> CoreOptions {
         backoff_max: Duration::from_millis(80),
         healthy_reset: Duration::from_millis(500),
         start_wait: Duration::from_secs(2),
+        ..CoreOptions::default()
     }
 }
 
@@ -1008,4 +1009,43 @@ async fn start_while_restart_still_stops_the_adopted_workload() {
     assert_eq!(w.pid, Some(PID + 1));
     assert!(driver.alive(PID + 1));
     assert!(!driver.alive(PID));
+}
+
+/// Issue 9: a "daemon" killed while a launch is in its slow part, after the
+/// driver recorded the handle through `ctx.recorder`, leaves a record the
+/// next daemon adopts: the same process, no second launch.
+#[tokio::test]
+async fn a_daemon_killed_mid_launch_leaves_a_handle_the_next_adopts() {
+    let home = tempfile::tempdir().unwrap();
+    let driver = FakeDriver::new();
+    driver.push_plan(Plan::RecordThenHang(Arc::new(Notify::new())));
+    // The first daemon runs on a runtime of its own, torn down like kill -9.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (h, d) = (home.path().to_path_buf(), driver.clone());
+    rt.spawn(async move {
+        let core = daemon(&h, &d).await;
+        let _ = start(&core, "node", Some(spec("/bin/a"))).await;
+    });
+    let recorded = pid_line("recorded", PID);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !driver.calls().contains(&recorded) {
+        assert!(Instant::now() < deadline, "{:?}", driver.calls());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rt.shutdown_background();
+    let r = stored(home.path(), "node").await.unwrap();
+    assert_eq!(r.handle, Some(json!({ "id": PID })));
+    assert_eq!(r.workload.pid, Some(PID));
+    assert_eq!(r.workload.state, WorkloadState::Starting);
+    driver.clear_log();
+
+    let core = daemon(home.path(), &driver).await;
+    assert_eq!(core.adopt_all(Duration::from_secs(2)).await.unwrap(), 1);
+    let w = get(&core, "node").await.unwrap();
+    assert_eq!(w.state, WorkloadState::Running);
+    assert_eq!(w.pid, Some(PID));
+    assert_eq!(
+        driver.calls(),
+        [run_line(false, Some(PID), false), pid_line("adopted", PID)]
+    );
 }

@@ -57,6 +57,103 @@ fn open_append(program: &Path, file: &Path) -> Result<(std::fs::File, u64), GoPl
 
 /// Starts the plugin and returns once it is connected and healthy.
 pub async fn launch(cfg: LaunchConfig) -> Result<PluginClient, GoPluginError> {
+    spawn(cfg)?.handshake().await
+}
+
+/// A plugin process that runs but has not yet sent its handshake line.
+/// Its pid and start time are known, so a host can record them (to find
+/// the process again if the host dies) before the slow part,
+/// [`Spawned::handshake`].
+pub struct Spawned {
+    cfg: LaunchConfig,
+    pid: u32,
+    start_time: Option<u64>,
+    host_cert: Option<CertPair>,
+    source: HandshakeSource,
+    stderr_tail: StderrTail,
+    stderr_rx: Option<mpsc::Receiver<crate::hclog::LogLine>>,
+    proc: Proc,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `/proc/<pid>/stat` field 22, to tell a reused pid apart.
+    pub fn start_time(&self) -> Option<u64> {
+        self.start_time
+    }
+
+    /// Waits for the handshake line, connects (AutoMTLS) and checks health;
+    /// the process is killed on any failure.
+    pub async fn handshake(self) -> Result<PluginClient, GoPluginError> {
+        let Spawned {
+            cfg,
+            pid,
+            start_time,
+            host_cert,
+            mut source,
+            stderr_tail,
+            stderr_rx,
+            proc,
+        } = self;
+        let path = cfg.program.clone();
+        let hs = &cfg.handshake;
+        let deadline = Instant::now() + cfg.start_timeout;
+        let line = match wait_line(&mut source, &proc, deadline).await {
+            Ok(line) => line,
+            Err(Waited::Exited) => {
+                proc.wait_exit().await;
+                return Err(GoPluginError::ExitedBeforeHandshake {
+                    path,
+                    status: proc
+                        .exit_status()
+                        .unwrap_or_else(|| "unknown status".into()),
+                    stderr_tail: stderr_tail.text().await,
+                });
+            }
+            Err(Waited::TimedOut) => {
+                kill_and_reap(&proc).await;
+                return Err(GoPluginError::HandshakeTimeout {
+                    path,
+                    timeout: cfg.start_timeout,
+                    cookie: hs.cookie(),
+                });
+            }
+            Err(Waited::Io(source)) => {
+                kill_and_reap(&proc).await;
+                return Err(GoPluginError::Io { path, source });
+            }
+        };
+        tracing::debug!(plugin = %path.display(), pid, "handshake: {line}");
+
+        let result = finish(&path, &cfg, &line, host_cert).await;
+        let (reattach, channel) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                kill_and_reap(&proc).await;
+                return Err(e);
+            }
+        };
+        source.drain_in_background(path.clone());
+        Ok(PluginClient {
+            path,
+            proc,
+            reattach: ReattachConfig {
+                pid,
+                pid_start_time: start_time,
+                ..reattach
+            },
+            channel,
+            stderr_rx,
+        })
+    }
+}
+
+/// Starts the plugin process with the go-plugin environment; returns before
+/// its handshake ([`Spawned::handshake`] does the rest).
+pub fn spawn(cfg: LaunchConfig) -> Result<Spawned, GoPluginError> {
     let path = cfg.program.clone();
     check_program(&path)?;
     let tls_err = |reason: String| GoPluginError::Tls {
@@ -112,7 +209,7 @@ pub async fn launch(cfg: LaunchConfig) -> Result<PluginClient, GoPluginError> {
     let start_time = pid_start_time(pid);
 
     let (tx, rx) = mpsc::channel(STDERR_CHANNEL);
-    let (mut source, stderr_tail, stderr_rx) = match files {
+    let (source, stderr_tail, stderr_rx) = match files {
         None => {
             let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
                 return Err(GoPluginError::Spawn {
@@ -133,54 +230,15 @@ pub async fn launch(cfg: LaunchConfig) -> Result<PluginClient, GoPluginError> {
         ),
     };
     let proc = Proc::watch_child(child, pid);
-
-    let deadline = Instant::now() + cfg.start_timeout;
-    let line = match wait_line(&mut source, &proc, deadline).await {
-        Ok(line) => line,
-        Err(Waited::Exited) => {
-            proc.wait_exit().await;
-            return Err(GoPluginError::ExitedBeforeHandshake {
-                path,
-                status: proc
-                    .exit_status()
-                    .unwrap_or_else(|| "unknown status".into()),
-                stderr_tail: stderr_tail.text().await,
-            });
-        }
-        Err(Waited::TimedOut) => {
-            kill_and_reap(&proc).await;
-            return Err(GoPluginError::HandshakeTimeout {
-                path,
-                timeout: cfg.start_timeout,
-                cookie: hs.cookie(),
-            });
-        }
-        Err(Waited::Io(source)) => {
-            kill_and_reap(&proc).await;
-            return Err(GoPluginError::Io { path, source });
-        }
-    };
-    tracing::debug!(plugin = %path.display(), pid, "handshake: {line}");
-
-    let result = finish(&path, &cfg, &line, host_cert).await;
-    let (reattach, channel) = match result {
-        Ok(ok) => ok,
-        Err(e) => {
-            kill_and_reap(&proc).await;
-            return Err(e);
-        }
-    };
-    source.drain_in_background(path.clone());
-    Ok(PluginClient {
-        path,
-        proc,
-        reattach: ReattachConfig {
-            pid,
-            pid_start_time: start_time,
-            ..reattach
-        },
-        channel,
+    Ok(Spawned {
+        cfg,
+        pid,
+        start_time,
+        host_cert,
+        source,
+        stderr_tail,
         stderr_rx,
+        proc,
     })
 }
 

@@ -28,8 +28,8 @@ pub use config::{HandshakeConfig, LaunchConfig, Output};
 pub use error::GoPluginError;
 pub use handshake::{CORE_PROTOCOL_VERSION, Handshake, parse_handshake_line};
 pub use hclog::{LogLine, parse_hclog_line};
-pub use launch::launch;
-pub use process::{own_session, pid_alive, pid_start_time};
+pub use launch::{Spawned, launch, spawn};
+pub use process::{kill_session, own_session, pid_alive, pid_start_time};
 pub use reattach::reattach;
 
 /// The health-check service name go-plugin registers as SERVING.

@@ -69,6 +69,22 @@ pub fn pid_alive(pid: u32, start: Option<u64>) -> bool {
     }
 }
 
+/// SIGKILLs the process group of `pid` (a plugin started with
+/// [`own_session`] leads its own), if `pid` is still the process that
+/// started at `start`. True when it was alive and signalled.
+pub fn kill_session(pid: u32, start: Option<u64>) -> bool {
+    if !pid_alive(pid, start) {
+        return false;
+    }
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    // The group may be gone already; the process itself is killed anyway.
+    let _ = kill(Pid::from_raw(-raw), Signal::SIGKILL);
+    sigkill(pid);
+    true
+}
+
 fn sigkill(pid: u32) {
     if let Ok(raw) = i32::try_from(pid)
         && raw > 0

@@ -53,6 +53,7 @@ impl Run {
             adopt,
             adopt_only,
             logs: self.book.sink(&self.name()),
+            recorder: Default::default(),
             log_dir: self.dir.path().join("logs"),
         }
     }

@@ -11,6 +11,7 @@ use vimana_api::{ApiError, SpacecoreSpec, WorkloadKind, WorkloadSpec};
 use vimana_core::{Driver, DriverError, Instance, RunContext};
 use vimana_goplugin::{LaunchConfig, Output, ReattachConfig};
 
+use crate::deadline::{Deadlines, Rpc, RpcError, with_stderr, within};
 use crate::instance::SpacecoreInstance;
 use crate::proto::sc_plugin_client::ScPluginClient;
 use crate::proto::{StartRequest, StatusRequest};
@@ -19,19 +20,56 @@ use crate::pump::{RawFiles, drain, pump_into};
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
 const REATTACH_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What the store keeps to re-adopt a running spacecore.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// What the store keeps to re-adopt a spacecore. `spawned` alone: the
+/// plugin was launched but its handshake not yet read (recorded before the
+/// handshake, so a daemon killed meanwhile leaves it findable).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Handle {
-    pub reattach: ReattachConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reattach: Option<ReattachConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned: Option<SpawnedPid>,
+}
+
+/// A plugin process: pid and `/proc` start time.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct SpawnedPid {
+    pub pid: u32,
+    pub start_time: Option<u64>,
+}
+
+impl Handle {
+    pub(crate) fn attached(reattach: ReattachConfig) -> serde_json::Value {
+        serde_json::to_value(Handle {
+            reattach: Some(reattach),
+            spawned: None,
+        })
+        .unwrap_or_default()
+    }
+
+    fn spawned(pid: u32, start_time: Option<u64>) -> serde_json::Value {
+        serde_json::to_value(Handle {
+            reattach: None,
+            spawned: Some(SpawnedPid { pid, start_time }),
+        })
+        .unwrap_or_default()
+    }
 }
 
 /// Runs `kind = "spacecore"` workloads.
 #[derive(Clone, Debug, Default)]
-pub struct SpacecoreDriver {}
+pub struct SpacecoreDriver {
+    deadlines: Deadlines,
+}
 
 impl SpacecoreDriver {
     pub fn new() -> Self {
-        Self {}
+        Self::default()
+    }
+
+    /// A driver whose plugin calls have these deadlines.
+    pub fn with_deadlines(deadlines: Deadlines) -> Self {
+        Self { deadlines }
     }
 }
 
@@ -83,8 +121,9 @@ impl Driver for SpacecoreDriver {
         let spec = spec_of(&ctx.spec).map_err(DriverError::new)?.clone();
         let files = RawFiles::new(&ctx.log_dir, ctx.name.as_str());
         let id = ctx.name.to_string();
+        let d = self.deadlines;
         if let Some(h) = ctx.adopt.clone() {
-            match adopt(&ctx, h, &files).await {
+            match adopt(&ctx, h, &files, d).await {
                 Ok(i) => return Ok(i),
                 Err(e) if ctx.adopt_only => return Err(e),
                 Err(e) => ctx
@@ -115,7 +154,27 @@ impl Driver for SpacecoreDriver {
         };
         cfg.detach = true;
         let pumps = pump_into(&files, &ctx.logs);
-        let client = match vimana_goplugin::launch(cfg).await {
+        let fail = |e: String| DriverError::new(format!("plugin {}: {e}", spec.plugin));
+        let spawned = match vimana_goplugin::spawn(cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                drain(pumps).await;
+                return Err(DriverError::new(e.to_string()));
+            }
+        };
+        // Recorded before the handshake and Start, the slow parts: a daemon
+        // killed meanwhile leaves this plugin findable by the next one.
+        let (pid, start_time) = (spawned.pid(), spawned.start_time());
+        if let Err(e) = ctx
+            .recorder
+            .record(Handle::spawned(pid, start_time), Some(pid))
+            .await
+        {
+            vimana_goplugin::kill_session(pid, start_time);
+            drain(pumps).await;
+            return Err(e);
+        }
+        let client = match spawned.handshake().await {
             Ok(c) => c,
             Err(e) => {
                 drain(pumps).await;
@@ -127,28 +186,33 @@ impl Driver for SpacecoreDriver {
             spec.plugin,
             client.pid()
         ));
+        if let Err(e) = ctx
+            .recorder
+            .record(Handle::attached(client.reattach_config()), Some(pid))
+            .await
+        {
+            client.kill();
+            drain(pumps).await;
+            return Err(e);
+        }
         let mut rpc = ScPluginClient::new(client.channel());
         let result = if ctx.first_start {
-            start(&mut rpc, &id).await
+            start(&mut rpc, &id, &d, pid).await
         } else {
-            ensure_started(&mut rpc, &id).await
+            ensure_started(&mut rpc, &id, &d, pid).await
         };
         if let Err(e) = result {
-            let _ = client.shutdown().await;
-            drain(pumps).await;
-            let tail = stderr_tail(&files.stderr, 3);
-            let tail = if tail.is_empty() {
-                String::new()
+            if e.late {
+                client.kill();
+                let _ = tokio::time::timeout(Duration::from_secs(5), client.wait_exit()).await;
             } else {
-                format!("; its stderr ended with: {}", tail.join(" | "))
-            };
-            return Err(DriverError::new(format!(
-                "plugin {}: {e}{tail}",
-                spec.plugin
-            )));
+                let _ = client.shutdown().await;
+            }
+            drain(pumps).await;
+            return Err(fail(with_stderr(&e.message, &files.stderr)));
         }
         Ok(Box::new(
-            SpacecoreInstance::new(client, id, ctx.logs, pumps, false).await,
+            SpacecoreInstance::new(client, id, ctx.logs, pumps, false, d, files.stderr).await,
         ))
     }
 }
@@ -157,15 +221,19 @@ async fn adopt(
     ctx: &RunContext,
     handle: serde_json::Value,
     files: &RawFiles,
+    d: Deadlines,
 ) -> Result<Box<dyn Instance>, DriverError> {
     let h: Handle = serde_json::from_value(handle)
         .map_err(|e| DriverError::new(format!("stored handle does not decode: {e}")))?;
-    let pid = h.reattach.pid;
-    let client = match vimana_goplugin::reattach(h.reattach.clone(), REATTACH_TIMEOUT).await {
+    let Some(reattach) = h.reattach else {
+        return Err(DriverError::new(kill_half_launched(h.spawned)));
+    };
+    let pid = reattach.pid;
+    let client = match vimana_goplugin::reattach(reattach.clone(), REATTACH_TIMEOUT).await {
         Ok(c) => c,
         Err(e) => {
             // The process may live on without answering: never leave an orphan.
-            kill_stale(&h.reattach);
+            vimana_goplugin::kill_session(reattach.pid, reattach.pid_start_time);
             return Err(DriverError::new(e.to_string()));
         }
     };
@@ -173,64 +241,69 @@ async fn adopt(
     let id = ctx.name.to_string();
     if !ctx.adopt_only {
         let mut rpc = ScPluginClient::new(client.channel());
-        if let Err(e) = ensure_started(&mut rpc, &id).await {
+        if let Err(e) = ensure_started(&mut rpc, &id, &d, pid).await {
             client.kill();
             pumps.iter().for_each(|p| p.abort());
-            return Err(DriverError::new(e));
+            return Err(DriverError::new(with_stderr(&e.message, &files.stderr)));
         }
     }
     ctx.logs.daemon(format!("re-adopted plugin (pid {pid})"));
     Ok(Box::new(
-        SpacecoreInstance::new(client, id, ctx.logs.clone(), pumps, true).await,
+        SpacecoreInstance::new(
+            client,
+            id,
+            ctx.logs.clone(),
+            pumps,
+            true,
+            d,
+            files.stderr.clone(),
+        )
+        .await,
     ))
 }
 
-type Rpc = ScPluginClient<tonic::transport::Channel>;
+/// A plugin a previous daemon spawned but never finished handshaking with
+/// cannot be reattached (its address went to that daemon): kill it, so the
+/// relaunch that follows leaves exactly one copy.
+fn kill_half_launched(spawned: Option<SpawnedPid>) -> String {
+    match spawned {
+        Some(s) if vimana_goplugin::kill_session(s.pid, s.start_time) => format!(
+            "the plugin (pid {}) a previous daemon was launching had not finished its handshake; killed it",
+            s.pid
+        ),
+        Some(s) => format!(
+            "the plugin (pid {}) a previous daemon was launching is gone",
+            s.pid
+        ),
+        None => "the stored handle names no plugin process".to_string(),
+    }
+}
 
-async fn start(rpc: &mut Rpc, id: &str) -> Result<String, String> {
-    rpc.start(StartRequest {
+type Client = ScPluginClient<tonic::transport::Channel>;
+
+async fn start(rpc: &mut Client, id: &str, d: &Deadlines, pid: u32) -> Result<String, RpcError> {
+    let req = StartRequest {
         plugin_id: id.into(),
-    })
-    .await
-    .map(|r| r.into_inner().status)
-    .map_err(|s| format!("Start failed: {}", crate::call::describe_status(&s)))
+    };
+    within(d, Rpc::Start, pid, rpc.start(req))
+        .await
+        .map(|r| r.status)
 }
 
 /// Status first; Start only if the workload does not run.
-async fn ensure_started(rpc: &mut Rpc, id: &str) -> Result<String, String> {
-    let status = rpc
-        .status(StatusRequest {
-            plugin_id: id.into(),
-        })
-        .await
-        .map(|r| r.into_inner().status)
-        .map_err(|s| format!("Status failed: {}", crate::call::describe_status(&s)))?;
+async fn ensure_started(
+    rpc: &mut Client,
+    id: &str,
+    d: &Deadlines,
+    pid: u32,
+) -> Result<String, RpcError> {
+    let req = StatusRequest {
+        plugin_id: id.into(),
+    };
+    let status = within(d, Rpc::Status, pid, rpc.status(req)).await?.status;
     if crate::status_is_running(&status) {
         Ok(status)
     } else {
-        start(rpc, id).await
+        start(rpc, id, d, pid).await
     }
-}
-
-/// SIGKILLs the process a handle names, if it is still that same process.
-fn kill_stale(r: &ReattachConfig) {
-    if vimana_goplugin::pid_alive(r.pid, r.pid_start_time)
-        && let Ok(pid) = i32::try_from(r.pid)
-    {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
-/// The last `n` lines of a plugin's stderr file, hclog records as their message.
-fn stderr_tail(path: &Path, n: usize) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| vimana_goplugin::parse_hclog_line(l).message)
-        .collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
 }

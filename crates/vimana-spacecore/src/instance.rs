@@ -1,5 +1,6 @@
 //! A live spacecore as the supervisor sees it.
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -9,6 +10,7 @@ use vimana_api::LogStream;
 use vimana_core::{DriverError, Exit, Instance, LogSink};
 use vimana_goplugin::{PluginClient, StdioChannel};
 
+use crate::deadline::{Deadlines, Rpc, RpcError, with_stderr, within};
 use crate::driver::Handle;
 use crate::proto::sc_plugin_client::ScPluginClient;
 use crate::proto::{LogsRequest, StatusRequest, StopRequest};
@@ -20,6 +22,9 @@ pub(crate) struct SpacecoreInstance {
     tasks: Vec<JoinHandle<()>>,
     adopted: bool,
     seen: Mutex<Vec<String>>,
+    deadlines: Deadlines,
+    /// The plugin's raw stderr file, quoted when a call fails.
+    stderr: PathBuf,
 }
 
 impl SpacecoreInstance {
@@ -29,6 +34,8 @@ impl SpacecoreInstance {
         sink: LogSink,
         mut tasks: Vec<JoinHandle<()>>,
         adopted: bool,
+        deadlines: Deadlines,
+        stderr: PathBuf,
     ) -> Self {
         if let Ok(Some(mut stream)) = client.stdio().await {
             let s = sink.clone();
@@ -51,7 +58,26 @@ impl SpacecoreInstance {
             tasks,
             adopted,
             seen: Mutex::default(),
+            deadlines,
+            stderr,
         }
+    }
+
+    /// One call within its deadline; a plugin that does not answer in time
+    /// is killed. The error carries the plugin's last stderr lines.
+    async fn call<T>(
+        &self,
+        rpc: Rpc,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, DriverError> {
+        within(&self.deadlines, rpc, self.client.pid(), call)
+            .await
+            .map_err(|e: RpcError| {
+                if e.late {
+                    self.client.kill();
+                }
+                DriverError::new(with_stderr(&e.message, &self.stderr))
+            })
     }
 
     fn rpc(&self) -> ScPluginClient<tonic::transport::Channel> {
@@ -96,35 +122,31 @@ impl Instance for SpacecoreInstance {
     }
 
     fn handle(&self) -> serde_json::Value {
-        serde_json::to_value(Handle {
-            reattach: self.client.reattach_config(),
-        })
-        .unwrap_or_default()
+        Handle::attached(self.client.reattach_config())
     }
 
     async fn probe(&self) -> Result<String, DriverError> {
         let status = self
-            .rpc()
-            .status(StatusRequest {
-                plugin_id: self.id.clone(),
-            })
-            .await
-            .map_err(|s| {
-                DriverError::new(format!(
-                    "Status failed: {}",
-                    crate::call::describe_status(&s)
-                ))
-            })?
-            .into_inner()
+            .call(
+                Rpc::Status,
+                self.rpc().status(StatusRequest {
+                    plugin_id: self.id.clone(),
+                }),
+            )
+            .await?
             .status;
-        if let Ok(r) = self
-            .rpc()
-            .logs(LogsRequest {
-                plugin_id: self.id.clone(),
-            })
-            .await
-        {
-            self.merge_logs(r.into_inner().logs);
+        let mut rpc = self.rpc();
+        let logs = rpc.logs(LogsRequest {
+            plugin_id: self.id.clone(),
+        });
+        match within(&self.deadlines, Rpc::Logs, self.client.pid(), logs).await {
+            Ok(r) => self.merge_logs(r.logs),
+            // A plugin without (working) Logs is still healthy; a hung one is not.
+            Err(e) if e.late => {
+                self.client.kill();
+                return Err(DriverError::new(with_stderr(&e.message, &self.stderr)));
+            }
+            Err(_) => {}
         }
         Ok(status)
     }
@@ -136,19 +158,22 @@ impl Instance for SpacecoreInstance {
 
     async fn stop(&self) -> Result<(), DriverError> {
         let stop = self
-            .rpc()
-            .stop(StopRequest {
-                plugin_id: self.id.clone(),
-            })
+            .call(
+                Rpc::Stop,
+                self.rpc().stop(StopRequest {
+                    plugin_id: self.id.clone(),
+                }),
+            )
             .await;
-        let shut = self.client.shutdown().await;
-        if let Err(s) = stop {
-            return Err(DriverError::new(format!(
-                "Stop failed: {}",
-                crate::call::describe_status(&s)
-            )));
+        if let Err(e) = stop {
+            // A late plugin was killed already; one that said no is asked to exit.
+            let _ = self.client.shutdown().await;
+            return Err(e);
         }
-        shut.map_err(|e| DriverError::new(e.to_string()))
+        self.client
+            .shutdown()
+            .await
+            .map_err(|e| DriverError::new(e.to_string()))
     }
 
     fn kill(&self) {

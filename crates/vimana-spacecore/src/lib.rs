@@ -7,12 +7,14 @@
 //! - [`call`]: one-shot calls, as `vimana plugin <PATH> <call>` makes them.
 
 mod call;
+mod deadline;
 mod driver;
 mod instance;
 mod pump;
 mod sdk;
 
 pub use call::{Call, CallError, CallOutput, call_once};
+pub use deadline::Deadlines;
 pub use driver::{SpacecoreDriver, check_plugin_path};
 pub use sdk::{Spacecore, SpacecoreError, serve};
 

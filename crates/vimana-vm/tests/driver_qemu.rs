@@ -98,6 +98,7 @@ impl Rig {
             adopt_only: adopt.is_some(),
             adopt,
             logs: self.book.sink(&name),
+            recorder: Default::default(),
             log_dir: self.logs.clone(),
             name,
         }

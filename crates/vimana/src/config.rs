@@ -23,6 +23,57 @@ pub struct Config {
     pub wasm: WasmConfig,
     #[serde(default)]
     pub vm: VmConfig,
+    #[serde(default)]
+    pub spacecore: SpacecoreConfig,
+}
+
+/// `[spacecore]`: deadlines of the plugin calls. A plugin that does not
+/// answer in time is killed and reported with its last stderr lines.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpacecoreConfig {
+    /// `Start` (60 000).
+    pub start_deadline_ms: u64,
+    /// `Stop` (30 000).
+    pub stop_deadline_ms: u64,
+    /// `Status` and `Logs`, also the daemon's health poll (5 000).
+    pub status_deadline_ms: u64,
+}
+
+impl Default for SpacecoreConfig {
+    fn default() -> Self {
+        let d = vimana_spacecore::Deadlines::default();
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            start_deadline_ms: ms(d.start),
+            stop_deadline_ms: ms(d.stop),
+            status_deadline_ms: ms(d.status),
+        }
+    }
+}
+
+impl SpacecoreConfig {
+    /// The validated deadlines: each at least 1 ms.
+    pub fn deadlines(&self) -> Result<vimana_spacecore::Deadlines> {
+        use std::time::Duration;
+        for (key, v) in [
+            ("start_deadline_ms", self.start_deadline_ms),
+            ("stop_deadline_ms", self.stop_deadline_ms),
+            ("status_deadline_ms", self.status_deadline_ms),
+        ] {
+            if v == 0 {
+                anyhow::bail!(
+                    "[spacecore] {key} = 0 in config.toml: a deadline must be at least 1 ms; \
+                     give a number of milliseconds or remove the key for the default"
+                );
+            }
+        }
+        Ok(vimana_spacecore::Deadlines {
+            start: Duration::from_millis(self.start_deadline_ms),
+            stop: Duration::from_millis(self.stop_deadline_ms),
+            status: Duration::from_millis(self.status_deadline_ms),
+        })
+    }
 }
 
 /// `[vm]`: how microVMs boot.

@@ -53,19 +53,24 @@ pub async fn run(home: Home, listen: Option<SocketAddr>) -> Result<ExitCode> {
     let store = vimana_store::Store::open(&home.state())?;
     let logs = LogBook::new(home.logs(), Default::default())?;
     let d = &config.daemon;
+    let deadlines = config.spacecore.deadlines()?;
     let opts = CoreOptions {
         poll_interval: Duration::from_millis(d.poll_interval_ms.max(50)),
         backoff_base: Duration::from_millis(d.backoff_base_ms),
         backoff_max: Duration::from_millis(d.backoff_max_ms),
         healthy_reset: Duration::from_millis(d.healthy_reset_ms),
-        ..CoreOptions::default()
+        // The spacecore driver's own Status/Logs deadlines (with the
+        // plugin's stderr in the message) come first.
+        probe_timeout: deadlines.status.saturating_mul(2) + Duration::from_secs(1),
+        start_wait: (deadlines.start + Duration::from_secs(60))
+            .max(CoreOptions::default().start_wait),
     };
     let vms = Arc::new(vm_driver(&home, &config));
     let core = Core::new(
         store,
         logs,
         vec![
-            Arc::new(vimana_spacecore::SpacecoreDriver::new()),
+            Arc::new(vimana_spacecore::SpacecoreDriver::with_deadlines(deadlines)),
             Arc::new(vimana_process::ProcessDriver::new()),
             vms.clone(),
         ],

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::Env;
 use serde_json::Value;
 
@@ -170,4 +172,137 @@ fn plugin_crashing_mid_start_fails_cleanly() {
     let logs = env.ok(&["logs", "crashy"]);
     assert!(logs.contains("SC_CRASH_ON"), "{logs}");
     env.ok(&["rm", "crashy"]);
+}
+
+fn ok_within(env: &Env, args: &[&str], limit: Duration) -> Duration {
+    let (out, took) = common::run_within(env.cmd(args), limit);
+    assert!(
+        out.status.success(),
+        "vimana {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+/// Issue 10: a plugin whose Start never answers. `vimana start` fails at
+/// the configured deadline with the call, the deadline, the fix and the
+/// plugin's last stderr lines; the plugin is killed; a `vimana stop` sent
+/// meanwhile and the `rm` after return promptly.
+#[test]
+fn hung_start_fails_at_the_deadline() {
+    let env = common::gateway_env("[spacecore]\nstart_deadline_ms = 3000\n");
+    let Some(go) = common::private_go(&env) else {
+        return;
+    };
+    let _cleanup = common::KillAll(go.clone());
+    let start = std::thread::spawn({
+        let (home, go) = (env.home().to_path_buf(), go.clone());
+        move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vimana"));
+            cmd.env("VIMANA_HOME", home).args([
+                "start",
+                "hung",
+                "--plugin",
+                &go,
+                "--env",
+                "SC_HANG_ON=start",
+            ]);
+            common::run_within(cmd, Duration::from_secs(20))
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !env.run(&["status", "hung"]).status.success() {
+        assert!(Instant::now() < deadline, "the workload never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stop while Start hangs: answered once Start has failed.
+    let stop_took = ok_within(&env, &["stop", "hung"], Duration::from_secs(20));
+    let (out, start_took) = start.join().expect("start thread");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "start should fail");
+    assert!(
+        err.contains("Start did not answer within 3s") && err.contains("killed"),
+        "{err}"
+    );
+    assert!(err.contains("start_deadline_ms"), "no fix named: {err}");
+    assert!(
+        err.contains("SC_HANG_ON: never answering"),
+        "no stderr: {err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        start_took >= Duration::from_secs(3) && start_took < Duration::from_secs(10),
+        "start took {start_took:?}"
+    );
+    assert!(
+        stop_took < Duration::from_secs(10),
+        "stop took {stop_took:?}"
+    );
+    let w = env.workload("hung");
+    assert_eq!(w["state"], "failed", "{w}");
+    assert!(w["pid"].is_null(), "{w}");
+    let pids = common::pids_of(&go);
+    assert!(pids.is_empty(), "hung plugin not killed: {pids:?}");
+    let rm_took = ok_within(&env, &["rm", "hung"], Duration::from_secs(10));
+    assert!(rm_took < Duration::from_secs(3), "rm took {rm_took:?}");
+}
+
+/// Issue 10: Stop and Status that never answer are cut at their deadlines,
+/// the plugin is killed, and the reason names the call and its stderr.
+#[test]
+fn hung_stop_and_status_are_cut_at_their_deadlines() {
+    let env =
+        common::gateway_env("[spacecore]\nstop_deadline_ms = 2000\nstatus_deadline_ms = 1000\n");
+    let Some(go) = common::private_go(&env) else {
+        return;
+    };
+    let _cleanup = common::KillAll(go.clone());
+    env.ok(&[
+        "start",
+        "nostop",
+        "--plugin",
+        &go,
+        "--env",
+        "SC_HANG_ON=stop",
+    ]);
+    let pid = env.workload("nostop")["pid"].as_i64().expect("pid") as i32;
+    let took = ok_within(&env, &["stop", "nostop"], Duration::from_secs(20));
+    assert!(took < Duration::from_secs(8), "stop took {took:?}");
+    common::wait_gone(pid);
+    assert!(!common::alive(pid), "plugin with a hung Stop not killed");
+    let w = env.workload("nostop");
+    assert_eq!(w["state"], "stopped", "{w}");
+    let detail = w["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("Stop did not answer within 2s") && detail.contains("SC_HANG_ON"),
+        "{w}"
+    );
+
+    // Start answers; the first Status poll hangs: the plugin is killed and
+    // relaunched (whose Status hangs too), never wedging the supervisor.
+    env.ok(&[
+        "start",
+        "mute",
+        "--plugin",
+        &go,
+        "--env",
+        "SC_HANG_ON=status",
+    ]);
+    let w = env.wait_for("mute", "a Status deadline", |w| {
+        w["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("Status did not answer within 1s"))
+    });
+    assert!(
+        w["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SC_HANG_ON"),
+        "{w}"
+    );
+    let took = ok_within(&env, &["stop", "mute"], Duration::from_secs(20));
+    assert!(took < Duration::from_secs(8), "stop took {took:?}");
+    let took = ok_within(&env, &["rm", "mute"], Duration::from_secs(10));
+    assert!(took < Duration::from_secs(3), "rm took {took:?}");
+    assert!(common::pids_of(&go).is_empty(), "a plugin was left running");
 }

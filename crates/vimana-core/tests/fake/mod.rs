@@ -34,6 +34,10 @@ pub enum Plan {
     Fail(String),
     /// The launch blocks until `gate` is notified, then follows the plan.
     Hang(Arc<Notify>, Box<Plan>),
+    /// The launch starts a process, records its handle through
+    /// `ctx.recorder`, then blocks until `gate` is notified and runs (a
+    /// plugin in its slow `Start`).
+    RecordThenHang(Arc<Notify>),
 }
 
 /// The first pid the fake hands out.
@@ -206,6 +210,18 @@ impl FakeDriver {
         lock(&self.state.log).clear();
     }
 
+    /// A new process with the next pid (`ended`: it has exited already).
+    fn new_proc(&self, ended: Option<Exit>) -> u32 {
+        let pid = {
+            let mut next = lock(&self.state.next_pid);
+            let pid = *next;
+            *next += 1;
+            pid
+        };
+        lock(&self.state.procs).insert(pid, watch::channel(ended).0);
+        pid
+    }
+
     fn next_plan(&self) -> Plan {
         let queued = lock(&self.state.plans).pop_front();
         queued.unwrap_or_else(|| lock(&self.state.fallback).clone())
@@ -270,19 +286,20 @@ impl Driver for FakeDriver {
                     self.state.record(format!("failed: {message}"));
                     return Err(DriverError::new(message));
                 }
+                Plan::RecordThenHang(gate) => {
+                    let pid = self.new_proc(None);
+                    ctx.recorder.record(json!({ "id": pid }), Some(pid)).await?;
+                    self.state.record(format!("recorded pid={pid}"));
+                    gate.notified().await;
+                    return Ok(self.instance(pid, false));
+                }
                 Plan::Run | Plan::Crash | Plan::CrashWith(_) => {
-                    let pid = {
-                        let mut next = lock(&self.state.next_pid);
-                        let pid = *next;
-                        *next += 1;
-                        pid
-                    };
                     let ended = match plan {
                         Plan::Crash => Some(Exit::Unknown),
                         Plan::CrashWith(how) => Some(how),
                         _ => None,
                     };
-                    lock(&self.state.procs).insert(pid, watch::channel(ended).0);
+                    let pid = self.new_proc(ended);
                     self.state.record(format!("launched pid={pid}"));
                     ctx.logs
                         .line(LogStream::Stdout, None, format!("fake workload {pid} up"));

@@ -249,6 +249,77 @@ pub fn wait_gone(pid: i32) {
     }
 }
 
+/// Live processes running the executable `exe`.
+pub fn pids_of(exe: &str) -> Vec<i32> {
+    live_pids(|dir| std::fs::read_link(dir.join("exe")).is_ok_and(|p| p.to_string_lossy() == exe))
+}
+
+/// Live processes whose command line has `arg` as one argument (a script).
+pub fn pids_running(arg: &str) -> Vec<i32> {
+    live_pids(|dir| {
+        std::fs::read(dir.join("cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+    })
+}
+
+fn live_pids(matches: impl Fn(&Path) -> bool) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+            (matches(&e.path()) && alive(pid)).then_some(pid)
+        })
+        .collect()
+}
+
+/// SIGKILLs every process of the executable on drop, so a failing test
+/// leaves no plugin behind.
+pub struct KillAll(pub String);
+
+impl Drop for KillAll {
+    fn drop(&mut self) {
+        for pid in pids_of(&self.0) {
+            kill9(pid);
+        }
+    }
+}
+
+/// A private copy of the Go spacecore in the env's home, so counting
+/// processes by executable is exact; `None` when Go is missing (not in CI).
+pub fn private_go(env: &Env) -> Option<String> {
+    let go = go_spacecore()?;
+    let copy = env.home().join("go-spacecore");
+    std::fs::copy(&go, &copy).expect("copy plugin");
+    Some(copy.to_string_lossy().to_string())
+}
+
+/// Runs `cmd` to its end, failing the test if it takes longer than `limit`
+/// (the child is killed first); returns its output and how long it took.
+pub fn run_within(mut cmd: Command, limit: Duration) -> (Output, Duration) {
+    use std::process::Stdio;
+    let t0 = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    while child.try_wait().expect("try_wait").is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "{cmd:?} still running after {limit:?}; stderr so far: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("wait");
+    (out, t0.elapsed())
+}
+
 /// Writes an executable shell script.
 pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
